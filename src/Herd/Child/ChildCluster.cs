@@ -1,0 +1,291 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using Herd.Ipc;
+using Herd.Native;
+using Herd.Net;
+
+namespace Herd.Child;
+
+/// <summary>
+/// The worker's end of the cluster (Node's child.js): says online, asks the primary for servers, takes the
+/// connections it hands over, and leaves when asked to, or at once when the primary is gone.
+/// </summary>
+internal sealed class ChildCluster : IChannelHandler
+{
+    internal const string IdVariable = "HERD_UNIQUE_ID";
+    internal const string ChannelVariable = "HERD_CHANNEL_FD";
+
+    private readonly Ipc.Channel _channel;
+    private readonly EventQueue _events = new();
+    private readonly ConcurrentDictionary<int, TaskCompletionSource<Reply>> _requests = new();
+    private readonly ConcurrentDictionary<int, RoundRobinListener> _roundRobin = new();
+    private readonly Dictionary<string, SortedSet<int>> _indexes = [];
+    private readonly HashSet<IAsyncDisposable> _servers = [];
+    private readonly Lock _gate = new();
+    private int _seq;
+
+    private ChildCluster(int id, SafeFdHandle channelFd)
+    {
+        Worker = new CurrentWorker(this, id);
+        _channel = new Ipc.Channel(channelFd);
+    }
+
+    public CurrentWorker Worker { get; }
+
+    internal Ipc.Channel Channel => _channel;
+
+    internal bool ExitedAfterDisconnect { get; private set; }
+
+    /// <summary>Becomes a worker if this process was forked as one; clears the variables so grandchildren are not.</summary>
+    public static ChildCluster? TryStart()
+    {
+        var idText = Environment.GetEnvironmentVariable(IdVariable);
+        if (idText is null) return null;
+        var fdText = Environment.GetEnvironmentVariable(ChannelVariable);
+        Environment.SetEnvironmentVariable(IdVariable, null);
+        Environment.SetEnvironmentVariable(ChannelVariable, null);
+        if (!int.TryParse(idText, out int id) || !int.TryParse(fdText, out int fd) || fd < 3)
+            throw new InvalidOperationException($"{IdVariable}={idText} and {ChannelVariable}={fdText} do not name a Herd channel.");
+        Fd.SetCloseOnExec(fd, true);
+        var child = new ChildCluster(id, new SafeFdHandle(fd));
+        child._channel.Start(child);
+        child._channel.SendInternal(new InternalMessage { Act = Acts.Online });
+        return child;
+    }
+
+    public async ValueTask<ClusterListener> ListenAsync(EndPoint endPoint, ListenOptions options, CancellationToken cancellationToken)
+    {
+        var address = AddressKey.Of(endPoint, udp: false);
+        var (reply, index, fd) = await QueryServerAsync(address, options, cancellationToken).ConfigureAwait(false);
+        ClusterListener? listener = null;
+        void OnClosed() => CloseServer(address, index, reply.Key!, listener!);
+        if (reply.Shared)
+        {
+            var socket = fd!.ToSocket();
+            socket.Listen(options.Backlog);
+            listener = new SocketListener(socket, OnClosed);
+        }
+        else
+        {
+            var local = new AddressKey(reply.Address ?? address.Address, reply.Port, address.AddressType).ToEndPoint();
+            var roundRobin = new RoundRobinListener(this, reply.HandleId, local, OnClosed);
+            _roundRobin[reply.HandleId] = roundRobin;
+            listener = roundRobin;
+        }
+        Track(listener);
+        NotifyListening(listener.LocalEndPoint, udp: false);
+        return listener;
+    }
+
+    public async ValueTask<Socket> BindUdpAsync(IPEndPoint endPoint, ListenOptions options, CancellationToken cancellationToken)
+    {
+        var address = AddressKey.Of(endPoint, udp: true);
+        var (_, _, fd) = await QueryServerAsync(address, options, cancellationToken).ConfigureAwait(false);
+        var socket = fd!.ToSocket();
+        Track(socket);
+        NotifyListening(socket.LocalEndPoint!, udp: true);
+        return socket;
+    }
+
+    private async ValueTask<(InternalMessage Reply, int Index, SafeFdHandle? Fd)> QueryServerAsync(AddressKey address, ListenOptions options, CancellationToken cancellationToken)
+    {
+        int index = AllocateIndex(address);
+        var query = new InternalMessage
+        {
+            Act = Acts.QueryServer, Address = address.Address, Port = address.Port, AddressType = address.AddressType,
+            Index = index, Backlog = options.Backlog,
+        };
+        Reply reply;
+        try
+        {
+            reply = await RequestAsync(query, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            ReleaseIndex(address, index);
+            throw;
+        }
+        if (reply.Message.Errno != 0 || (reply.Message.Shared && reply.Fd is null))
+        {
+            ReleaseIndex(address, index);
+            reply.Fd?.Dispose();
+            throw new SocketException(reply.Message.Errno != 0 ? reply.Message.Errno : (int)SocketError.SocketError);
+        }
+        return (reply.Message, index, reply.Fd);
+    }
+
+    internal void NotifyListening(EndPoint local, bool udp)
+    {
+        var address = ListeningAddress.Of(local, udp);
+        _channel.SendInternal(new InternalMessage
+        {
+            Act = Acts.Listening, Address = address.Address, Port = address.Port, AddressType = AddressKey.Of(local, udp).AddressType,
+        });
+    }
+
+    private void Track(IAsyncDisposable server)
+    {
+        lock (_gate) _servers.Add(server);
+    }
+
+    private void Track(Socket udp) => Track(new UdpServer(udp));
+
+    private void CloseServer(AddressKey address, int index, string key, ClusterListener listener)
+    {
+        if (listener is RoundRobinListener roundRobin) _roundRobin.TryRemove(roundRobin.HandleId, out _);
+        lock (_gate) _servers.Remove(listener);
+        ReleaseIndex(address, index);
+        _channel.SendInternal(new InternalMessage { Act = Acts.Close, Key = key });
+    }
+
+    private int AllocateIndex(AddressKey address)
+    {
+        lock (_gate)
+        {
+            var key = address.ToString();
+            if (!_indexes.TryGetValue(key, out var set)) _indexes[key] = set = [];
+            int index = set.Count == 0 ? 0 : set.Max + 1;
+            set.Add(index);
+            return index;
+        }
+    }
+
+    private void ReleaseIndex(AddressKey address, int index)
+    {
+        lock (_gate)
+        {
+            var key = address.ToString();
+            if (_indexes.TryGetValue(key, out var set) && set.Remove(index) && set.Count == 0) _indexes.Remove(key);
+        }
+    }
+
+    private async Task<Reply> RequestAsync(InternalMessage message, CancellationToken cancellationToken)
+    {
+        message.Seq = Interlocked.Increment(ref _seq);
+        var reply = new TaskCompletionSource<Reply>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _requests[message.Seq] = reply;
+        try
+        {
+            if (!_channel.SendInternal(message)) throw new InvalidOperationException("The channel to the primary is closed.");
+            return await reply.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _requests.TryRemove(message.Seq, out _);
+        }
+    }
+
+    internal void SendAccepted(int handleId, uint connectionId, bool ok)
+    {
+        Span<byte> frame = stackalloc byte[Accepted.Size];
+        new Accepted(handleId, connectionId, ok).Write(frame);
+        _channel.Send(frame);
+    }
+
+    void IChannelHandler.OnFrame(FrameKind kind, ReadOnlySpan<byte> frame, ReceivedFds fds)
+    {
+        switch (kind)
+        {
+            case FrameKind.NewConn when NewConn.TryRead(frame, out var newConn) && fds.Count == 1:
+                var fd = fds.Take()!;
+                if (!_roundRobin.TryGetValue(newConn.HandleId, out var listener) || !listener.Offer(newConn.ConnectionId, fd))
+                {
+                    fd.Dispose();
+                    SendAccepted(newConn.HandleId, newConn.ConnectionId, false);
+                }
+                break;
+            case FrameKind.Internal:
+                if (Frames.TryReadInternal(frame, out var message, out var error)) OnInternal(message, fds);
+                else HerdLog.DroppedMessage(Cluster.Logger, "the primary", error);
+                break;
+            case FrameKind.User:
+                if (Frames.TryReadUser(frame, fds, out var user, out var userError)) _events.Post(() => Worker.RaiseMessage(user));
+                else HerdLog.DroppedMessage(Cluster.Logger, "the primary", userError);
+                break;
+            default:
+                HerdLog.DroppedMessage(Cluster.Logger, "the primary", $"an unexpected {kind} frame of {frame.Length} bytes");
+                break;
+        }
+    }
+
+    private void OnInternal(InternalMessage message, ReceivedFds fds)
+    {
+        if (message.Ack is { } ack && _requests.TryRemove(ack, out var request))
+        {
+            request.TrySetResult(new Reply(message, fds.Take()));
+            return;
+        }
+        if (message.Act == Acts.Disconnect)
+        {
+            _ = DisconnectAsync(primaryInitiated: true);
+            return;
+        }
+        HerdLog.DroppedMessage(Cluster.Logger, "the primary", $"an unknown act '{message.Act}'");
+    }
+
+    void IChannelHandler.OnClosed(string? error)
+    {
+        foreach (var request in _requests.Values) request.TrySetException(new InvalidOperationException("The channel to the primary closed."));
+        if (ExitedAfterDisconnect)
+        {
+            _events.Post(Worker.RaiseDisconnect);
+            return;
+        }
+        // The primary died (even by SIGKILL) or cut us off: leave now, so that no orphan keeps serving the port.
+        HerdLog.PrimaryGone(Cluster.Logger, Worker.Id);
+        var watchdog = new Thread(() =>
+        {
+            Thread.Sleep(500);
+            Libc.Exit(0); // exit hooks that wait on a graceful host stop must not keep an orphan alive
+        }) { IsBackground = true };
+        watchdog.Start();
+        _events.Post(() =>
+        {
+            Worker.RaiseDisconnect();
+            Environment.Exit(0);
+        });
+    }
+
+    /// <summary>
+    /// Node's _disconnect: close every server (round-robin connections not yet accepted go back to the primary),
+    /// then, when the worker asked for it, tell the primary before the channel closes so it sees ExitedAfterDisconnect.
+    /// </summary>
+    internal async Task DisconnectAsync(bool primaryInitiated, CancellationToken cancellationToken = default)
+    {
+        IAsyncDisposable[] servers;
+        lock (_gate)
+        {
+            if (ExitedAfterDisconnect) return;
+            ExitedAfterDisconnect = true;
+            servers = [.. _servers];
+            _servers.Clear();
+        }
+        foreach (var server in servers) await server.DisposeAsync().ConfigureAwait(false);
+        if (primaryInitiated)
+        {
+            // The process leaves when the app's work is done; the channel closes with it.
+            _events.Post(Worker.RaiseDisconnect);
+            return;
+        }
+        try
+        {
+            await RequestAsync(new InternalMessage { Act = Acts.ExitedAfterDisconnect }, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _channel.Dispose();
+        }
+    }
+
+    private readonly record struct Reply(InternalMessage Message, SafeFdHandle? Fd);
+
+    private sealed class UdpServer(Socket socket) : IAsyncDisposable
+    {
+        public ValueTask DisposeAsync()
+        {
+            socket.Dispose();
+            return ValueTask.CompletedTask;
+        }
+    }
+}

@@ -1,0 +1,95 @@
+using Herd.Child;
+using Microsoft.Extensions.Logging;
+
+namespace Herd;
+
+/// <summary>
+/// The cluster, as Node's <c>cluster</c> module: the same program runs as the primary, which forks workers, and as
+/// each worker, which serves. A process is a worker when it was forked by a primary; otherwise it is the primary.
+/// </summary>
+/// <example>
+/// <code>
+/// if (Cluster.IsPrimary)
+/// {
+///     for (int i = 0; i &lt; Environment.ProcessorCount; i++) Cluster.Fork();
+///     Cluster.Exit += (worker, exit) =&gt; Console.WriteLine($"worker {worker.Process.Id} died");
+/// }
+/// else
+/// {
+///     await using var server = await ClusterSocket.ListenAsync(new IPEndPoint(IPAddress.Any, 8000));
+///     while (true) Serve(await server.AcceptAsync());
+/// }
+/// </code>
+/// </example>
+public static class Cluster
+{
+    private static readonly Lazy<ChildCluster?> s_child = new(ChildCluster.TryStart);
+    private static readonly Lazy<ClusterPrimary> s_primary = new(() => IsWorker
+        ? throw new InvalidOperationException("This process is a worker; only the primary forks and manages workers.")
+        : new ClusterPrimary());
+    private static ILogger s_logger = new StderrLogger();
+
+    /// <summary>True in the primary: any process not forked by a Herd primary.</summary>
+    public static bool IsPrimary => !IsWorker;
+
+    /// <summary>True in a process forked by a Herd primary. The first call connects it to the primary.</summary>
+    public static bool IsWorker => s_child.Value is not null;
+
+    /// <summary>This worker (Node's <c>cluster.worker</c>). Only in a worker.</summary>
+    public static CurrentWorker Worker => s_child.Value?.Worker ?? throw new InvalidOperationException("This process is not a worker.");
+
+    /// <summary>The process's primary, which the static members below use. Only in the primary.</summary>
+    public static ClusterPrimary Primary => s_primary.Value;
+
+    /// <summary>Where Herd logs: warnings and errors to stderr until set. Herd.AspNetCore sets the app's logger.</summary>
+    public static ILogger Logger
+    {
+        get => Volatile.Read(ref s_logger);
+        set => Volatile.Write(ref s_logger, value ?? throw new ArgumentNullException(nameof(value)));
+    }
+
+    internal static ChildCluster? Child => s_child.Value;
+
+    /// <inheritdoc cref="ClusterPrimary.SchedulingPolicy"/>
+    public static SchedulingPolicy SchedulingPolicy
+    {
+        get => Primary.SchedulingPolicy;
+        set => Primary.SchedulingPolicy = value;
+    }
+
+    /// <inheritdoc cref="ClusterPrimary.Settings"/>
+    public static ClusterSettings Settings => Primary.Settings;
+
+    /// <inheritdoc cref="ClusterPrimary.Workers"/>
+    public static IReadOnlyDictionary<int, Worker> Workers => Primary.Workers;
+
+    /// <inheritdoc cref="ClusterPrimary.SetupPrimary"/>
+    public static void SetupPrimary(ClusterSettings? settings = null) => Primary.SetupPrimary(settings);
+
+    /// <inheritdoc cref="ClusterPrimary.Fork"/>
+    public static Worker Fork(IReadOnlyDictionary<string, string?>? env = null) => Primary.Fork(env);
+
+    /// <inheritdoc cref="ClusterPrimary.DisconnectAsync"/>
+    public static Task DisconnectAsync(CancellationToken cancellationToken = default) => Primary.DisconnectAsync(cancellationToken);
+
+    /// <inheritdoc cref="ClusterPrimary.Setup"/>
+    public static event Action<ClusterSettings>? Setup { add => Primary.Setup += value; remove => Primary.Setup -= value; }
+
+    /// <inheritdoc cref="ClusterPrimary.Forked"/>
+    public static event Action<Worker>? Forked { add => Primary.Forked += value; remove => Primary.Forked -= value; }
+
+    /// <inheritdoc cref="ClusterPrimary.Online"/>
+    public static event Action<Worker>? Online { add => Primary.Online += value; remove => Primary.Online -= value; }
+
+    /// <inheritdoc cref="ClusterPrimary.Listening"/>
+    public static event Action<Worker, ListeningAddress>? Listening { add => Primary.Listening += value; remove => Primary.Listening -= value; }
+
+    /// <inheritdoc cref="ClusterPrimary.Disconnect"/>
+    public static event Action<Worker>? Disconnect { add => Primary.Disconnect += value; remove => Primary.Disconnect -= value; }
+
+    /// <inheritdoc cref="ClusterPrimary.Exit"/>
+    public static event Action<Worker, WorkerExit>? Exit { add => Primary.Exit += value; remove => Primary.Exit -= value; }
+
+    /// <inheritdoc cref="ClusterPrimary.Message"/>
+    public static event Action<Worker, ClusterMessage>? Message { add => Primary.Message += value; remove => Primary.Message -= value; }
+}

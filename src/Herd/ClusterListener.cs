@@ -1,0 +1,52 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace Herd;
+
+/// <summary>
+/// A listening server from <see cref="ClusterSocket.ListenAsync"/>. In a round-robin worker its connections come from
+/// the primary; otherwise it accepts on a socket of its own. Either way, <see cref="AcceptAsync"/> yields connected sockets.
+/// </summary>
+public abstract class ClusterListener : IAsyncDisposable
+{
+    private protected ClusterListener(EndPoint localEndPoint) => LocalEndPoint = localEndPoint;
+
+    /// <summary>The address the server really listens on (the chosen port when 0 was asked for).</summary>
+    public EndPoint LocalEndPoint { get; }
+
+    /// <summary>Waits for the next connection. Throws <see cref="ObjectDisposedException"/> once the listener is closed.</summary>
+    public abstract ValueTask<Socket> AcceptAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>Stops listening. Connections not yet accepted go back to the primary for another worker (round robin) or are refused.</summary>
+    public abstract ValueTask DisposeAsync();
+}
+
+/// <summary>A listener over a listening socket of this process's own: standalone, primary, exclusive, reuse-port or shared.</summary>
+internal sealed class SocketListener(Socket socket, Action? onClosed = null) : ClusterListener(socket.LocalEndPoint!)
+{
+    private int _disposed;
+
+    public override async ValueTask<Socket> AcceptAsync(CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            var accepted = await socket.AcceptAsync(cancellationToken).ConfigureAwait(false);
+            if (accepted.ProtocolType == ProtocolType.Tcp) accepted.NoDelay = true;
+            return accepted;
+        }
+        catch (SocketException ex) when (Volatile.Read(ref _disposed) != 0 || ex.SocketErrorCode == SocketError.OperationAborted)
+        {
+            throw new ObjectDisposedException(nameof(ClusterListener), ex);
+        }
+    }
+
+    public override ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            socket.Dispose();
+            onClosed?.Invoke();
+        }
+        return ValueTask.CompletedTask;
+    }
+}

@@ -1,0 +1,52 @@
+using System.Net.Sockets;
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+using Herd.Child;
+using Herd.Ipc;
+
+namespace Herd;
+
+/// <summary>This process, seen from inside a worker (Node's <c>cluster.worker</c>): its id, its messages, its way out.</summary>
+public sealed class CurrentWorker
+{
+    private readonly ChildCluster _child;
+
+    internal CurrentWorker(ChildCluster child, int id)
+    {
+        _child = child;
+        Id = id;
+    }
+
+    /// <summary>The worker's id, the same number the primary knows it by.</summary>
+    public int Id { get; }
+
+    /// <summary>True once this worker is leaving on purpose, asked by the primary or by itself.</summary>
+    public bool ExitedAfterDisconnect => _child.ExitedAfterDisconnect;
+
+    /// <summary>A message from the primary. Handlers run one at a time, in arrival order.</summary>
+    public event Action<ClusterMessage>? Message;
+
+    /// <summary>
+    /// The worker is leaving: the primary asked it to disconnect (its servers are already closed: finish the work in
+    /// hand and return from Main), or the channel to the primary closed, after which the process exits at once.
+    /// </summary>
+    public event Action? Disconnect;
+
+    /// <summary>Sends a JSON message to the primary, with a socket if given (the caller keeps its own copy). False when the channel is closed.</summary>
+    public bool Send(JsonElement message, Socket? socket = null) => Send(message, JsonContext.Default.JsonElement, socket);
+
+    /// <summary>Sends a message to the primary as JSON, with a socket if given. False when the channel is closed.</summary>
+    public bool Send<T>(T message, JsonTypeInfo<T> typeInfo, Socket? socket = null) =>
+        _child.Channel.SendUser(message, typeInfo, socket?.SafeHandle);
+
+    /// <summary>
+    /// Leaves the cluster gracefully (Node's <c>cluster.worker.disconnect()</c>): closes this worker's servers, tells
+    /// the primary, then closes the channel. The process itself exits when Main returns.
+    /// </summary>
+    public Task DisconnectAsync(CancellationToken cancellationToken = default) =>
+        _child.DisconnectAsync(primaryInitiated: false, cancellationToken);
+
+    internal void RaiseMessage(ClusterMessage message) => Message?.Invoke(message);
+
+    internal void RaiseDisconnect() => Disconnect?.Invoke();
+}

@@ -1,0 +1,39 @@
+using Microsoft.Extensions.Logging;
+
+namespace Herd;
+
+/// <summary>Every message Herd logs, in one place.</summary>
+internal static partial class HerdLog
+{
+    [LoggerMessage(1, LogLevel.Error, "An event handler threw.")]
+    public static partial void HandlerFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(2, LogLevel.Warning, "Dropped a message from {Peer}: {Reason}.")]
+    public static partial void DroppedMessage(ILogger logger, string peer, string reason);
+
+    [LoggerMessage(3, LogLevel.Warning, "Worker {WorkerId} broke the protocol and was cut off: {Reason}.")]
+    public static partial void WorkerCutOff(ILogger logger, int workerId, string reason);
+
+    [LoggerMessage(4, LogLevel.Warning, "The channel to the primary closed; worker {WorkerId} exits.")]
+    public static partial void PrimaryGone(ILogger logger, int workerId);
+
+    [LoggerMessage(5, LogLevel.Warning, "Accepting on {Key} failed ({Error}); retrying in {DelayMs} ms.")]
+    public static partial void AcceptFailed(ILogger logger, string key, string error, int delayMs);
+
+    [LoggerMessage(6, LogLevel.Debug, "No worker left on {Key}: closed the listening socket and {Dropped} queued connection(s).")]
+    public static partial void HandleClosed(ILogger logger, string key, int dropped);
+}
+
+/// <summary>The logger Herd uses until the application gives it one: warnings and errors to stderr.</summary>
+internal sealed class StderrLogger : ILogger
+{
+    public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+    public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Warning;
+
+    public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+    {
+        if (!IsEnabled(logLevel)) return;
+        Console.Error.WriteLine($"herd[{Environment.ProcessId}] {logLevel}: {formatter(state, exception)}{(exception is null ? "" : Environment.NewLine + exception)}");
+    }
+}

@@ -1,0 +1,313 @@
+using System.Buffers;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using Herd.Native;
+
+namespace Herd.Ipc;
+
+/// <summary>What a <see cref="Channel"/> delivers.</summary>
+internal interface IChannelHandler
+{
+    /// <summary>One whole frame; <c>frame[0]</c> is its <see cref="FrameKind"/>. Fds left in <paramref name="fds"/> are closed after it returns.</summary>
+    void OnFrame(FrameKind kind, ReadOnlySpan<byte> frame, ReceivedFds fds);
+
+    /// <summary>The channel closed: the peer went away (<paramref name="error"/> null) or broke the protocol.</summary>
+    void OnClosed(string? error);
+}
+
+/// <summary>
+/// Framed messages, with fds, over one private AF_UNIX SOCK_SEQPACKET socket. One record per sendmsg keeps fds
+/// tied to their message; frames larger than a record travel as several records, the last one carrying the fds.
+/// Sends never block: a full socket buffer queues the rest for a drain thread, in order.
+/// </summary>
+internal sealed class Channel : IDisposable
+{
+    /// <summary>Largest record; SEQPACKET records must fit the socket buffer whole.</summary>
+    internal const int MaxRecord = 64 * 1024;
+
+    /// <summary>Largest frame a peer may send; beyond it the peer is cut off, not buffered.</summary>
+    internal const int MaxFrame = 16 * 1024 * 1024;
+
+    private const byte More = 0x80;
+    private const int MaxFdsPerFrame = 16;
+
+    private readonly Socket _socket;
+    private readonly int _fd;
+    private readonly Lock _sendLock = new();
+    private Queue<Outgoing>? _backlog;
+    private bool _closed;
+    private int _closedReported;
+    private IChannelHandler? _handler;
+
+    public Channel(SafeFdHandle fd)
+    {
+        _fd = fd.Fd;
+        _socket = fd.ToSocket();
+    }
+
+    /// <summary>Completes when the receive loop has ended and <see cref="IChannelHandler.OnClosed"/> has run.</summary>
+    public Task Completion { get; private set; } = Task.CompletedTask;
+
+    public bool IsClosed => Volatile.Read(ref _closed);
+
+    public void Start(IChannelHandler handler)
+    {
+        _handler = handler;
+        Completion = Task.Run(ReceiveLoopAsync);
+    }
+
+    /// <summary>Sends one frame (<c>frame[0]</c> is its kind), with an optional fd. False when the channel is closed.</summary>
+    public bool Send(ReadOnlySpan<byte> frame, SafeHandle? fd = null)
+    {
+        lock (_sendLock)
+        {
+            if (_closed) return false;
+            if (frame.Length <= MaxRecord)
+                return SendRecord(frame, fd);
+            byte kind = frame[0];
+            var rest = frame[1..];
+            var record = ArrayPool<byte>.Shared.Rent(MaxRecord);
+            try
+            {
+                while (!rest.IsEmpty)
+                {
+                    int take = Math.Min(rest.Length, MaxRecord - 1);
+                    bool last = take == rest.Length;
+                    record[0] = last ? kind : (byte)(kind | More);
+                    rest[..take].CopyTo(record.AsSpan(1));
+                    if (!SendRecord(record.AsSpan(0, take + 1), last ? fd : null)) return false;
+                    rest = rest[take..];
+                }
+                return true;
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(record);
+            }
+        }
+    }
+
+    // Under _sendLock.
+    private bool SendRecord(ReadOnlySpan<byte> record, SafeHandle? fd)
+    {
+        if (_backlog is null)
+        {
+            int result = SendNow(record, fd);
+            if (result >= 0) return true;
+            if (result != -Libc.EAGAIN)
+            {
+                CloseForSend();
+                return false;
+            }
+            _backlog = new Queue<Outgoing>();
+            Task.Factory.StartNew(Drain, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        }
+        _backlog.Enqueue(Outgoing.Create(record, fd));
+        return true;
+    }
+
+    private int SendNow(ReadOnlySpan<byte> record, SafeHandle? fd)
+    {
+        if (fd is null) return ScmRights.Send(_fd, record, default);
+        bool added = false;
+        try
+        {
+            fd.DangerousAddRef(ref added);
+            int raw = (int)fd.DangerousGetHandle();
+            return ScmRights.Send(_fd, record, new ReadOnlySpan<int>(in raw));
+        }
+        catch (ObjectDisposedException)
+        {
+            return ScmRights.Send(_fd, record, default); // the fd's owner closed it first: deliver the message without it
+        }
+        finally
+        {
+            if (added) fd.DangerousRelease();
+        }
+    }
+
+    private void Drain()
+    {
+        while (true)
+        {
+            Fd.WaitWritable(_fd, 250);
+            lock (_sendLock)
+            {
+                if (_closed) return;
+                while (_backlog!.TryPeek(out var next))
+                {
+                    int result = SendNow(next.Record, next.Fd);
+                    if (result == -Libc.EAGAIN) break;
+                    _backlog.Dequeue().Release();
+                    if (result < 0)
+                    {
+                        CloseForSend();
+                        return;
+                    }
+                }
+                if (_backlog.Count == 0)
+                {
+                    _backlog = null;
+                    return;
+                }
+            }
+        }
+    }
+
+    // Under _sendLock. The receive loop sees the same end of stream and reports it.
+    private void CloseForSend()
+    {
+        _closed = true;
+        if (_backlog is null) return;
+        while (_backlog.TryDequeue(out var item)) item.Release();
+    }
+
+    private async Task ReceiveLoopAsync()
+    {
+        string? error = null;
+        var buffer = new byte[MaxRecord];
+        var fds = new ReceivedFds();
+        var partial = new ArrayBufferWriter<byte>();
+        var partialFds = new List<SafeFdHandle>();
+        try
+        {
+            while (true)
+            {
+                await _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
+                if (!ReceiveReady(buffer, fds, partial, partialFds, ref error)) break;
+            }
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            // Closed by us, or reset by the peer: either way the channel is over.
+        }
+        finally
+        {
+            foreach (var fd in partialFds) fd.Dispose();
+            Close(error);
+        }
+    }
+
+    // Reads every record that is ready. False at end of stream or on a protocol error.
+    private bool ReceiveReady(byte[] buffer, ReceivedFds fds, ArrayBufferWriter<byte> partial, List<SafeFdHandle> partialFds, ref string? error)
+    {
+        Span<int> raw = stackalloc int[MaxFdsPerFrame];
+        bool added = false;
+        try
+        {
+            _socket.SafeHandle.DangerousAddRef(ref added);
+            while (true)
+            {
+                int n = ScmRights.Receive(_fd, buffer, raw, out int fdCount, out bool truncated);
+                if (n == -Libc.EAGAIN) return true;
+                if (n <= 0) return false;
+                for (int i = 0; i < fdCount; i++) partialFds.Add(new SafeFdHandle(raw[i]));
+                if (truncated || partialFds.Count > MaxFdsPerFrame)
+                {
+                    error = "sent more fds than a frame may carry";
+                    return false;
+                }
+                byte header = buffer[0];
+                var record = buffer.AsSpan(0, n);
+                if ((header & More) != 0 || partial.WrittenCount > 0)
+                {
+                    if (partial.WrittenCount == 0) partial.Write([(byte)(header & ~More)]);
+                    else if ((header & ~More) != partial.WrittenSpan[0])
+                    {
+                        error = "interleaved frames";
+                        return false;
+                    }
+                    if (partial.WrittenCount + n > MaxFrame)
+                    {
+                        error = $"sent a frame over {MaxFrame} bytes";
+                        return false;
+                    }
+                    partial.Write(record[1..]);
+                    if ((header & More) != 0) continue;
+                    Deliver(partial.WrittenSpan, fds, partialFds);
+                    partial.ResetWrittenCount();
+                }
+                else
+                {
+                    Deliver(record, fds, partialFds);
+                }
+            }
+        }
+        finally
+        {
+            if (added) _socket.SafeHandle.DangerousRelease();
+        }
+    }
+
+    private void Deliver(ReadOnlySpan<byte> frame, ReceivedFds fds, List<SafeFdHandle> pending)
+    {
+        fds.Reset(pending);
+        pending.Clear();
+        try
+        {
+            _handler!.OnFrame((FrameKind)frame[0], frame, fds);
+        }
+        finally
+        {
+            fds.DisposeRest();
+        }
+    }
+
+    private void Close(string? error)
+    {
+        lock (_sendLock) CloseForSend();
+        if (Interlocked.Exchange(ref _closedReported, 1) == 0)
+        {
+            _socket.Dispose();
+            _handler?.OnClosed(error);
+        }
+    }
+
+    /// <summary>Closes the channel; the peer sees end of stream. Queued sends are dropped.</summary>
+    public void Dispose()
+    {
+        lock (_sendLock) CloseForSend();
+        _socket.Dispose();
+    }
+
+    private readonly record struct Outgoing(byte[] Record, SafeHandle? Fd)
+    {
+        public static Outgoing Create(ReadOnlySpan<byte> record, SafeHandle? fd)
+        {
+            bool added = false;
+            fd?.DangerousAddRef(ref added);
+            return new Outgoing(record.ToArray(), added ? fd : null);
+        }
+
+        public void Release() => Fd?.DangerousRelease();
+    }
+}
+
+/// <summary>The fds that came with one frame. A handler takes what it owns; the rest are closed.</summary>
+internal sealed class ReceivedFds
+{
+    private readonly List<SafeFdHandle> _fds = [];
+
+    public int Count => _fds.Count;
+
+    /// <summary>Takes ownership of the frame's first fd, or null if it brought none.</summary>
+    public SafeFdHandle? Take()
+    {
+        if (_fds.Count == 0) return null;
+        var fd = _fds[0];
+        _fds.RemoveAt(0);
+        return fd;
+    }
+
+    internal void Reset(List<SafeFdHandle> fds)
+    {
+        _fds.Clear();
+        _fds.AddRange(fds);
+    }
+
+    internal void DisposeRest()
+    {
+        foreach (var fd in _fds) fd.Dispose();
+        _fds.Clear();
+    }
+}

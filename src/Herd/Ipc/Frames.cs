@@ -1,0 +1,59 @@
+using System.Buffers;
+using System.Diagnostics.CodeAnalysis;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+
+namespace Herd.Ipc;
+
+/// <summary>Encoding and decoding of the JSON frames: control messages and user messages.</summary>
+internal static class Frames
+{
+    public static bool SendInternal(this Channel channel, InternalMessage message, SafeHandle? fd = null) =>
+        channel.SendJson((byte)FrameKind.Internal, message, IpcJsonContext.Default.InternalMessage, fd);
+
+    public static bool SendUser<T>(this Channel channel, T message, JsonTypeInfo<T> typeInfo, SafeHandle? fd) =>
+        channel.SendJson((byte)FrameKind.User, message, typeInfo, fd);
+
+    private static bool SendJson<T>(this Channel channel, byte kind, T message, JsonTypeInfo<T> typeInfo, SafeHandle? fd)
+    {
+        var buffer = new ArrayBufferWriter<byte>(256);
+        buffer.Write([kind]);
+        using (var writer = new Utf8JsonWriter(buffer))
+            JsonSerializer.Serialize(writer, message, typeInfo);
+        return channel.Send(buffer.WrittenSpan, fd);
+    }
+
+    public static bool TryReadInternal(ReadOnlySpan<byte> frame, [NotNullWhen(true)] out InternalMessage? message, [NotNullWhen(false)] out string? error)
+    {
+        try
+        {
+            message = JsonSerializer.Deserialize(frame[1..], IpcJsonContext.Default.InternalMessage);
+            error = message?.Act is null ? "a control message with no act" : null;
+            return error is null;
+        }
+        catch (JsonException ex)
+        {
+            message = null;
+            error = $"a malformed control message ({ex.Message})";
+            return false;
+        }
+    }
+
+    public static bool TryReadUser(ReadOnlySpan<byte> frame, ReceivedFds fds, [NotNullWhen(true)] out ClusterMessage? message, [NotNullWhen(false)] out string? error)
+    {
+        try
+        {
+            var body = JsonElement.Parse(frame[1..]);
+            message = new ClusterMessage(body, fds.Take()?.ToSocket());
+            error = null;
+            return true;
+        }
+        catch (JsonException ex)
+        {
+            message = null;
+            error = $"a malformed message ({ex.Message})";
+            return false;
+        }
+    }
+}

@@ -1,0 +1,103 @@
+using System.Buffers.Binary;
+using System.Text.Json.Serialization;
+
+namespace Herd.Ipc;
+
+/// <summary>The first byte of every record on a channel.</summary>
+internal enum FrameKind : byte
+{
+    /// <summary>A cluster control message (<see cref="InternalMessage"/>, JSON).</summary>
+    Internal = 1,
+
+    /// <summary>A user message: UTF-8 JSON, optionally with one fd.</summary>
+    User = 2,
+
+    /// <summary>Primary to worker: one accepted connection (binary <see cref="NewConn"/>, one fd).</summary>
+    NewConn = 3,
+
+    /// <summary>Worker to primary: the answer to a <see cref="NewConn"/> (binary <see cref="Accepted"/>).</summary>
+    Accepted = 4,
+}
+
+/// <summary>The acts of Node's cluster protocol (lib/internal/cluster), spelled as there.</summary>
+internal static class Acts
+{
+    public const string Online = "online";
+    public const string QueryServer = "queryServer";
+    public const string Listening = "listening";
+    public const string Close = "close";
+    public const string Disconnect = "disconnect";
+    public const string ExitedAfterDisconnect = "exitedAfterDisconnect";
+}
+
+/// <summary>
+/// A control message. Like Node's, one flat shape for every act: <c>seq</c> numbers a request, <c>ack</c> names
+/// the request a reply answers, and each act uses the fields it needs.
+/// </summary>
+internal sealed class InternalMessage
+{
+    public string? Act { get; set; }
+    public int Seq { get; set; }
+    public int? Ack { get; set; }
+
+    // queryServer / listening
+    public string? Address { get; set; }
+    public int Port { get; set; }
+    public string? AddressType { get; set; }
+    public int? Fd { get; set; }
+    public int Index { get; set; }
+    public int Backlog { get; set; }
+
+    // reply to queryServer; close
+    public string? Key { get; set; }
+    public int Errno { get; set; }
+    public int HandleId { get; set; }
+    public bool Shared { get; set; }
+}
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingDefault)]
+[JsonSerializable(typeof(InternalMessage))]
+internal sealed partial class IpcJsonContext : JsonSerializerContext;
+
+/// <summary>newconn: [kind][handle id][connection id], with the connection's fd attached.</summary>
+internal readonly record struct NewConn(int HandleId, uint ConnectionId)
+{
+    public const int Size = 9;
+
+    public void Write(Span<byte> buffer)
+    {
+        buffer[0] = (byte)FrameKind.NewConn;
+        BinaryPrimitives.WriteInt32LittleEndian(buffer[1..], HandleId);
+        BinaryPrimitives.WriteUInt32LittleEndian(buffer[5..], ConnectionId);
+    }
+
+    public static bool TryRead(ReadOnlySpan<byte> frame, out NewConn value)
+    {
+        value = default;
+        if (frame.Length != Size) return false;
+        value = new NewConn(BinaryPrimitives.ReadInt32LittleEndian(frame[1..]), BinaryPrimitives.ReadUInt32LittleEndian(frame[5..]));
+        return true;
+    }
+}
+
+/// <summary>accepted: [kind][handle id][connection id][0|1].</summary>
+internal readonly record struct Accepted(int HandleId, uint ConnectionId, bool Ok)
+{
+    public const int Size = 10;
+
+    public void Write(Span<byte> buffer)
+    {
+        new NewConn(HandleId, ConnectionId).Write(buffer);
+        buffer[0] = (byte)FrameKind.Accepted;
+        buffer[9] = Ok ? (byte)1 : (byte)0;
+    }
+
+    public static bool TryRead(ReadOnlySpan<byte> frame, out Accepted value)
+    {
+        value = default;
+        if (frame.Length != Size || frame[9] > 1) return false;
+        value = new Accepted(BinaryPrimitives.ReadInt32LittleEndian(frame[1..]), BinaryPrimitives.ReadUInt32LittleEndian(frame[5..]), frame[9] == 1);
+        return true;
+    }
+}

@@ -1,0 +1,91 @@
+using System.Runtime.InteropServices;
+
+namespace Herd.Native;
+
+/// <summary>
+/// sendmsg/recvmsg with SCM_RIGHTS. cmsg lengths are built by hand (Tmds.LibC 0.5.0's CMSG_LEN is wrong
+/// for odd fd counts), and fds past the caller's room are closed, since CMSG_SPACE rounding can deliver one extra.
+/// </summary>
+internal static unsafe class ScmRights
+{
+    /// <summary>The kernel's SCM_MAX_FD.</summary>
+    public const int MaxFds = 253;
+
+    private static int Align(int n) => (n + sizeof(nuint) - 1) & ~(sizeof(nuint) - 1);
+    private static int CmsgSpace(int bytes) => Align(sizeof(Libc.CmsgHdr)) + Align(bytes);
+    private static int CmsgLen(int bytes) => Align(sizeof(Libc.CmsgHdr)) + bytes;
+
+    /// <summary>Sends one record, non-blocking. Returns bytes sent, or -errno.</summary>
+    public static int Send(int socket, ReadOnlySpan<byte> payload, ReadOnlySpan<int> fds)
+    {
+        int space = fds.IsEmpty ? 0 : CmsgSpace(fds.Length * sizeof(int));
+        byte* control = stackalloc byte[space];
+        if (space > 0)
+        {
+            new Span<byte>(control, space).Clear();
+            var header = (Libc.CmsgHdr*)control;
+            header->Length = (nuint)CmsgLen(fds.Length * sizeof(int));
+            header->Level = Libc.SOL_SOCKET;
+            header->Type = Libc.SCM_RIGHTS;
+            fds.CopyTo(new Span<int>(control + Align(sizeof(Libc.CmsgHdr)), fds.Length));
+        }
+        fixed (byte* data = payload)
+        {
+            var iov = new Libc.IoVec { Base = data, Length = (nuint)payload.Length };
+            var msg = new Libc.MsgHdr { Iov = &iov, IovLength = 1, Control = space > 0 ? control : null, ControlLength = (nuint)space };
+            while (true)
+            {
+                nint n = Libc.SendMsg(socket, &msg, Libc.MSG_NOSIGNAL | Libc.MSG_DONTWAIT);
+                if (n >= 0) return (int)n;
+                int errno = Marshal.GetLastPInvokeError();
+                if (errno != Libc.EINTR) return -errno;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Receives one record, non-blocking, with received fds close-on-exec. Returns bytes received (0 at end of
+    /// stream), or -errno. Fds land in <paramref name="fds"/>; <paramref name="truncated"/> says some were lost.
+    /// </summary>
+    public static int Receive(int socket, Span<byte> payload, Span<int> fds, out int fdCount, out bool truncated)
+    {
+        fdCount = 0;
+        truncated = false;
+        int space = CmsgSpace(fds.Length * sizeof(int));
+        byte* control = stackalloc byte[space];
+        fixed (byte* data = payload)
+        {
+            var iov = new Libc.IoVec { Base = data, Length = (nuint)payload.Length };
+            var msg = new Libc.MsgHdr { Iov = &iov, IovLength = 1, Control = control, ControlLength = (nuint)space };
+            nint n;
+            while (true)
+            {
+                n = Libc.RecvMsg(socket, &msg, Libc.MSG_DONTWAIT | Libc.MSG_CMSG_CLOEXEC);
+                if (n >= 0) break;
+                int errno = Marshal.GetLastPInvokeError();
+                if (errno != Libc.EINTR) return -errno;
+            }
+            truncated = (msg.Flags & Libc.MSG_CTRUNC) != 0;
+            byte* end = control + (int)msg.ControlLength;
+            for (byte* cursor = control; cursor + sizeof(Libc.CmsgHdr) <= end;)
+            {
+                var header = (Libc.CmsgHdr*)cursor;
+                if ((int)header->Length < CmsgLen(0)) break;
+                if (header->Level == Libc.SOL_SOCKET && header->Type == Libc.SCM_RIGHTS)
+                {
+                    var got = new ReadOnlySpan<int>(cursor + Align(sizeof(Libc.CmsgHdr)), ((int)header->Length - CmsgLen(0)) / sizeof(int));
+                    int take = Math.Min(got.Length, fds.Length - fdCount);
+                    got[..take].CopyTo(fds[fdCount..]);
+                    foreach (int extra in got[take..])
+                    {
+                        Libc.Close(extra);
+                        truncated = true;
+                    }
+                    fdCount += take;
+                }
+                cursor += Align((int)header->Length);
+            }
+            return (int)n;
+        }
+    }
+}

@@ -1,0 +1,344 @@
+using System.Collections.Concurrent;
+using System.Net.Sockets;
+using Herd.Ipc;
+using Herd.Net;
+using Herd.Primary;
+
+namespace Herd;
+
+/// <summary>
+/// The primary (Node's primary.js): forks workers, answers their queryServer by binding each address once, and
+/// raises the cluster's events. <see cref="Cluster"/> exposes one for the process; more can be created, each with
+/// its own workers, ids and servers.
+/// </summary>
+public sealed class ClusterPrimary : IAsyncDisposable
+{
+    /// <summary>Overrides the default policy, as NODE_CLUSTER_SCHED_POLICY does in Node: <c>rr</c> or <c>none</c>.</summary>
+    public const string PolicyVariable = "HERD_SCHED_POLICY";
+
+    private readonly Lock _gate = new();
+    private readonly EventQueue _events = new();
+    private readonly Dictionary<int, Worker> _workers = [];
+    private readonly List<Worker> _forked = [];
+    private readonly Dictionary<string, ServerHandle> _handles = [];
+    private readonly ConcurrentDictionary<int, RoundRobinHandle> _roundRobin = new();
+    private ClusterSettings _settings;
+    private SchedulingPolicy _policy = PolicyFromEnvironment();
+    private bool _policyFrozen;
+    private int _lastWorkerId;
+    private int _lastHandleId;
+
+    /// <summary>Creates a primary with the given settings (see <see cref="SetupPrimary"/>).</summary>
+    public ClusterPrimary(ClusterSettings? settings = null) => _settings = settings ?? new ClusterSettings();
+
+    /// <summary>The settings future forks use.</summary>
+    public ClusterSettings Settings => _settings;
+
+    /// <summary>Round robin (the default) or None; settable until the first <see cref="SetupPrimary"/> or <see cref="Fork"/>.</summary>
+    public SchedulingPolicy SchedulingPolicy
+    {
+        get => _policy;
+        set
+        {
+            if (value is not (SchedulingPolicy.None or SchedulingPolicy.RoundRobin)) throw new ArgumentOutOfRangeException(nameof(value), value, "Bad scheduling policy.");
+            lock (_gate)
+            {
+                if (_policyFrozen) throw new InvalidOperationException("The scheduling policy is fixed once the primary is set up.");
+                _policy = value;
+            }
+        }
+    }
+
+    /// <summary>The live workers by id. A worker leaves it when it disconnects or dies.</summary>
+    public IReadOnlyDictionary<int, Worker> Workers
+    {
+        get
+        {
+            lock (_gate) return new Dictionary<int, Worker>(_workers);
+        }
+    }
+
+    /// <summary>Raised after every <see cref="SetupPrimary"/>, including the one each <see cref="Fork"/> makes.</summary>
+    public event Action<ClusterSettings>? Setup;
+
+    /// <summary>A worker was forked (Node's <c>'fork'</c> event).</summary>
+    public event Action<Worker>? Forked;
+
+    /// <summary>A worker is up and its channel works.</summary>
+    public event Action<Worker>? Online;
+
+    /// <summary>A worker listens on a server, at this address.</summary>
+    public event Action<Worker, ListeningAddress>? Listening;
+
+    /// <summary>A worker's channel closed.</summary>
+    public event Action<Worker>? Disconnect;
+
+    /// <summary>A worker process exited.</summary>
+    public event Action<Worker, WorkerExit>? Exit;
+
+    /// <summary>A worker sent a message.</summary>
+    public event Action<Worker, ClusterMessage>? Message;
+
+    /// <summary>Merges <paramref name="settings"/> over the current ones (null properties keep theirs) and fixes the scheduling policy.</summary>
+    public void SetupPrimary(ClusterSettings? settings = null)
+    {
+        ClusterSettings merged;
+        lock (_gate)
+        {
+            _policyFrozen = true;
+            merged = _settings = settings?.MergedOver(_settings) ?? _settings;
+        }
+        _events.Post(() => Setup?.Invoke(merged));
+    }
+
+    /// <summary>Starts a worker, with <paramref name="env"/> added to its environment (null values remove a variable).</summary>
+    public Worker Fork(IReadOnlyDictionary<string, string?>? env = null)
+    {
+        SetupPrimary();
+        var (mine, theirs) = Native.Fd.SeqPacketPair();
+        int id;
+        System.Diagnostics.Process process;
+        try
+        {
+            lock (_gate) id = ++_lastWorkerId;
+            using (theirs) process = WorkerLauncher.Start(_settings, env, id, theirs);
+        }
+        catch
+        {
+            mine.Dispose();
+            throw;
+        }
+        var worker = new Worker(this, id, process, new Ipc.Channel(mine));
+        lock (_gate)
+        {
+            _workers[id] = worker;
+            _forked.Add(worker);
+        }
+        _events.Post(() => Forked?.Invoke(worker));
+        worker.Channel.Start(worker);
+        _ = WatchExitAsync(worker);
+        return worker;
+    }
+
+    /// <summary>Disconnects every worker gracefully (Node's <c>cluster.disconnect()</c>); completes when all have exited.</summary>
+    public Task DisconnectAsync(CancellationToken cancellationToken = default) =>
+        Task.WhenAll(Workers.Values.Select(w => w.DisconnectAsync(cancellationToken)));
+
+    /// <summary>Kills any worker still running, waits for them to exit, and closes every server.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        Worker[] forked;
+        lock (_gate) forked = [.. _forked];
+        foreach (var worker in forked) worker.Kill(UnixSignal.SIGKILL);
+        await Task.WhenAll(forked.Select(w => w.Exited)).WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+        lock (_gate)
+        {
+            foreach (var handle in _handles.Values) handle.Close();
+            _handles.Clear();
+        }
+    }
+
+    internal void BeginDisconnect(Worker worker)
+    {
+        lock (_gate)
+        {
+            if (worker.ExitedAfterDisconnect == true) return;
+            worker.ExitedAfterDisconnect = true;
+            worker.Channel.SendInternal(new InternalMessage { Act = Acts.Disconnect });
+            RemoveHandlesFor(worker, gone: false);
+            _workers.Remove(worker.Id);
+        }
+    }
+
+    private async Task WatchExitAsync(Worker worker)
+    {
+        await worker.Process.WaitForExitAsync().ConfigureAwait(false);
+        var exit = WorkerExit.FromExitCode(worker.Process.ExitCode);
+        worker.MarkDead();
+        _events.Post(() =>
+        {
+            worker.ExitedAfterDisconnect ??= false;
+            worker.State = WorkerState.Dead;
+            if (!worker.IsConnected) Forget(worker);
+            worker.RaiseExit(exit);
+            Exit?.Invoke(worker, exit);
+            worker.SetExited(exit);
+        });
+    }
+
+    internal void OnChannelClosed(Worker worker, string? error)
+    {
+        if (error is not null)
+        {
+            HerdLog.WorkerCutOff(Cluster.Logger, worker.Id, error);
+            worker.Kill(UnixSignal.SIGKILL);
+        }
+        lock (_gate) RemoveHandlesFor(worker, gone: true);
+        _events.Post(() =>
+        {
+            worker.ExitedAfterDisconnect ??= false;
+            if (worker.State != WorkerState.Dead) worker.State = WorkerState.Disconnected;
+            if (worker.IsDead) Forget(worker);
+            worker.RaiseDisconnect();
+            Disconnect?.Invoke(worker);
+        });
+    }
+
+    private void Forget(Worker worker)
+    {
+        lock (_gate) _workers.Remove(worker.Id);
+    }
+
+    // Under _gate.
+    private void RemoveHandlesFor(Worker worker, bool gone)
+    {
+        foreach (var (key, handle) in _handles.ToList())
+        {
+            if (gone ? handle.WorkerGone(worker) : handle.Remove(worker)) _handles.Remove(key);
+        }
+    }
+
+    internal void OnFrame(Worker worker, FrameKind kind, ReadOnlySpan<byte> frame, ReceivedFds fds)
+    {
+        switch (kind)
+        {
+            case FrameKind.Accepted when Accepted.TryRead(frame, out var accepted):
+                if (!_roundRobin.TryGetValue(accepted.HandleId, out var handle) || !handle.OnAccepted(worker, accepted.ConnectionId, accepted.Ok))
+                    Drop(worker, $"an answer for connection {accepted.ConnectionId} it was never given");
+                break;
+            case FrameKind.Internal:
+                if (Frames.TryReadInternal(frame, out var message, out var error)) OnInternal(worker, message);
+                else Drop(worker, error);
+                break;
+            case FrameKind.User:
+                if (!Frames.TryReadUser(frame, fds, out var user, out var userError))
+                {
+                    Drop(worker, userError);
+                    break;
+                }
+                _events.Post(() =>
+                {
+                    worker.RaiseMessage(user);
+                    Message?.Invoke(worker, user);
+                });
+                break;
+            default:
+                Drop(worker, $"an unexpected {kind} frame of {frame.Length} bytes");
+                break;
+        }
+    }
+
+    private static void Drop(Worker worker, string reason) => HerdLog.DroppedMessage(Cluster.Logger, worker.ToString(), reason);
+
+    private void OnInternal(Worker worker, InternalMessage message)
+    {
+        switch (message.Act)
+        {
+            case Acts.Online:
+                _events.Post(() =>
+                {
+                    worker.State = WorkerState.Online;
+                    worker.RaiseOnline();
+                    Online?.Invoke(worker);
+                });
+                break;
+            case Acts.QueryServer:
+                QueryServer(worker, message);
+                break;
+            case Acts.Listening when ListeningOf(message) is { } address:
+                _events.Post(() =>
+                {
+                    worker.State = WorkerState.Listening;
+                    worker.RaiseListening(address);
+                    Listening?.Invoke(worker, address);
+                });
+                break;
+            case Acts.Close:
+                lock (_gate)
+                {
+                    if (message.Key is { } key && _handles.TryGetValue(key, out var handle) && handle.Remove(worker)) _handles.Remove(key);
+                }
+                break;
+            case Acts.ExitedAfterDisconnect:
+                worker.ExitedAfterDisconnect = true;
+                worker.Channel.SendInternal(new InternalMessage { Ack = message.Seq });
+                break;
+            default:
+                Drop(worker, $"an unknown or incomplete act '{message.Act}'");
+                break;
+        }
+    }
+
+    private void QueryServer(Worker worker, InternalMessage query)
+    {
+        var reply = new InternalMessage { Ack = query.Seq };
+        if (worker.ExitedAfterDisconnect == true)
+        {
+            // Node drops this query silently, leaving the worker's listen hanging; Herd answers.
+            reply.Errno = (int)SocketError.Shutdown;
+            worker.Channel.SendInternal(reply);
+            return;
+        }
+        if (!IsValid(query))
+        {
+            reply.Errno = (int)SocketError.InvalidArgument;
+            worker.Channel.SendInternal(reply);
+            return;
+        }
+        var address = new AddressKey(query.Address!, query.Port, query.AddressType!);
+        var key = $"{address}{query.Fd}:{query.Index}";
+        reply.Key = key;
+        lock (_gate)
+        {
+            if (!_handles.TryGetValue(key, out var handle))
+            {
+                int id = ++_lastHandleId;
+                if (_policy == SchedulingPolicy.None || address.IsUdp)
+                {
+                    handle = new SharedHandle(key, id, address);
+                }
+                else
+                {
+                    var roundRobin = new RoundRobinHandle(key, id, address, query.Backlog, retired => _roundRobin.TryRemove(retired.Id, out _));
+                    _roundRobin[id] = roundRobin;
+                    handle = roundRobin;
+                }
+                _handles[key] = handle;
+            }
+            handle.Add(worker, reply);
+            if (handle.Failed)
+            {
+                // Forget the key so a later query can try again.
+                _handles.Remove(key);
+                _roundRobin.TryRemove(handle.Id, out _);
+            }
+        }
+    }
+
+    private static bool IsValid(InternalMessage query) => query.AddressType switch
+    {
+        "4" or "6" or "udp4" or "udp6" => System.Net.IPAddress.TryParse(query.Address, out _) && query.Port is >= 0 and <= 65535 && query.Backlog > 0,
+        AddressKey.Unix => !string.IsNullOrEmpty(query.Address) && Path.IsPathFullyQualified(query.Address) && query.Port == -1 && query.Backlog > 0,
+        _ => false,
+    };
+
+    private static ListeningAddress? ListeningOf(InternalMessage message)
+    {
+        AddressType? type = message.AddressType switch
+        {
+            "4" => AddressType.IPv4,
+            "6" => AddressType.IPv6,
+            "udp4" => AddressType.Udp4,
+            "udp6" => AddressType.Udp6,
+            AddressKey.Unix => AddressType.Unix,
+            _ => null,
+        };
+        return type is null || message.Address is null ? null : new ListeningAddress(type.Value, message.Address, message.Port);
+    }
+
+    private static SchedulingPolicy PolicyFromEnvironment() => Environment.GetEnvironmentVariable(PolicyVariable) switch
+    {
+        "none" => SchedulingPolicy.None,
+        _ => SchedulingPolicy.RoundRobin,
+    };
+}

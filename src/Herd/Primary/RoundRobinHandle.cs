@@ -1,0 +1,249 @@
+using System.Net;
+using System.Net.Sockets;
+using Herd.Ipc;
+using Herd.Net;
+
+namespace Herd.Primary;
+
+/// <summary>
+/// SCHED_RR (Node's round_robin_handle.js): the primary accepts every connection and hands it to the workers in
+/// turn over their channels, keeping its own copy until the worker answers <c>accepted</c>. A refused connection,
+/// or one held by a worker that dies or whose channel closes before it answers, goes to another worker: none is
+/// lost. Each worker has at most <see cref="Window"/> connections in flight, so a stuck worker stops being chosen.
+/// </summary>
+internal sealed class RoundRobinHandle : ServerHandle
+{
+    internal const int Window = 8;
+
+    private readonly Socket? _listener;
+    private readonly SocketError _error;
+    private readonly Action<RoundRobinHandle> _retired;
+    private readonly Lock _gate = new();
+    private readonly List<Member> _members = [];
+    private readonly Queue<Socket> _retry = new();
+    private readonly Queue<Socket> _pending = new();
+    private readonly Dictionary<uint, InFlight> _inFlight = [];
+    private int _next;
+    private uint _lastConnectionId;
+    private bool _closed;
+
+    public RoundRobinHandle(string key, int id, AddressKey address, int backlog, Action<RoundRobinHandle> retired) : base(key, id, address)
+    {
+        _retired = retired;
+        try
+        {
+            _listener = Binder.BindAndListen(address.ToEndPoint(), backlog, reusePort: false);
+        }
+        catch (SocketException ex)
+        {
+            _error = ex.SocketErrorCode;
+            _closed = true;
+            return;
+        }
+        _ = Task.Run(AcceptLoopAsync);
+    }
+
+    public override bool Failed => _listener is null;
+
+    public override void Add(Worker worker, InternalMessage reply)
+    {
+        if (_listener is null)
+        {
+            reply.Errno = (int)_error;
+            worker.Channel.SendInternal(reply);
+            return;
+        }
+        var local = ListeningAddress.Of(_listener.LocalEndPoint!, udp: false);
+        reply.HandleId = Id;
+        reply.Address = local.Address;
+        reply.Port = local.Port;
+        worker.Channel.SendInternal(reply);
+        lock (_gate)
+        {
+            _members.Add(new Member(worker));
+            Pump();
+        }
+    }
+
+    public override bool Remove(Worker worker)
+    {
+        lock (_gate)
+        {
+            var member = _members.Find(m => m.Worker == worker);
+            if (member is not null) Deactivate(member);
+            return _closed;
+        }
+    }
+
+    public override bool WorkerGone(Worker worker)
+    {
+        lock (_gate)
+        {
+            var member = _members.Find(m => m.Worker == worker);
+            if (member is not null) Deactivate(member);
+            foreach (var (id, entry) in _inFlight.Where(e => e.Value.Member.Worker == worker).ToList())
+            {
+                _inFlight.Remove(id);
+                Requeue(entry.Socket);
+            }
+            Pump();
+            RetireIfDone();
+            return _closed;
+        }
+    }
+
+    /// <summary>A worker's answer to newconn. False when it names no connection that worker holds.</summary>
+    public bool OnAccepted(Worker worker, uint connectionId, bool ok)
+    {
+        lock (_gate)
+        {
+            if (!_inFlight.TryGetValue(connectionId, out var entry) || entry.Member.Worker != worker) return false;
+            _inFlight.Remove(connectionId);
+            entry.Member.InFlight--;
+            if (ok)
+            {
+                entry.Socket.Dispose(); // the worker holds the connection now; this was only the primary's copy
+            }
+            else
+            {
+                // The worker no longer has this server (it is closing); the connection goes to another.
+                Requeue(entry.Socket);
+                Deactivate(entry.Member);
+            }
+            Pump();
+            RetireIfDone();
+            return true;
+        }
+    }
+
+    public override void Close()
+    {
+        lock (_gate)
+        {
+            _members.Clear();
+            CloseListener();
+            foreach (var entry in _inFlight.Values) entry.Socket.Dispose();
+            _inFlight.Clear();
+            RetireIfDone();
+        }
+    }
+
+    private async Task AcceptLoopAsync()
+    {
+        int backoffMs = 0;
+        while (true)
+        {
+            Socket connection;
+            try
+            {
+                connection = await _listener!.AcceptAsync().ConfigureAwait(false);
+                backoffMs = 0;
+            }
+            catch (ObjectDisposedException)
+            {
+                return;
+            }
+            catch (SocketException ex)
+            {
+                if (Volatile.Read(ref _closed) || ex.SocketErrorCode == SocketError.OperationAborted) return;
+                if (ex.SocketErrorCode is SocketError.ConnectionAborted or SocketError.ConnectionReset) continue;
+                // EMFILE, ENFILE, ENOBUFS: back off and keep the listener; the kernel queue holds connections meanwhile.
+                backoffMs = Math.Clamp(backoffMs * 2, 10, 1000);
+                HerdLog.AcceptFailed(Cluster.Logger, Key, ex.SocketErrorCode.ToString(), backoffMs);
+                await Task.Delay(backoffMs).ConfigureAwait(false);
+                continue;
+            }
+            lock (_gate)
+            {
+                if (_closed)
+                {
+                    connection.Dispose();
+                    return;
+                }
+                _pending.Enqueue(connection);
+                Pump();
+            }
+        }
+    }
+
+    // Under _gate: hand queued connections to workers with room, in turn.
+    private void Pump()
+    {
+        Span<byte> frame = stackalloc byte[NewConn.Size];
+        while (_retry.Count + _pending.Count > 0 && NextMember() is { } member)
+        {
+            var connection = _retry.Count > 0 ? _retry.Dequeue() : _pending.Dequeue();
+            uint id = ++_lastConnectionId;
+            _inFlight.Add(id, new InFlight(member, connection));
+            member.InFlight++;
+            new NewConn(Id, id).Write(frame);
+            if (!member.Worker.Channel.Send(frame, connection.SafeHandle))
+            {
+                // The channel closed under us: this worker is gone, and so is anything it held but never took.
+                _inFlight.Remove(id);
+                Requeue(connection);
+                Deactivate(member);
+                foreach (var (heldId, held) in _inFlight.Where(e => e.Value.Member == member).ToList())
+                {
+                    _inFlight.Remove(heldId);
+                    Requeue(held.Socket);
+                }
+            }
+        }
+    }
+
+    private Member? NextMember()
+    {
+        for (int i = 0; i < _members.Count; i++)
+        {
+            int index = (_next + i) % _members.Count;
+            var member = _members[index];
+            if (member.InFlight < Window)
+            {
+                _next = (index + 1) % _members.Count;
+                return member;
+            }
+        }
+        return null;
+    }
+
+    private void Requeue(Socket connection)
+    {
+        if (_closed) connection.Dispose(); // no worker left: refused outright, never left hanging
+        else _retry.Enqueue(connection);
+    }
+
+    // Under _gate. The last worker to leave closes the listener and refuses what is queued, as in Node.
+    private void Deactivate(Member member)
+    {
+        int index = _members.IndexOf(member);
+        if (index < 0) return;
+        _members.RemoveAt(index);
+        if (index < _next) _next--;
+        if (_members.Count == 0) CloseListener();
+    }
+
+    private void CloseListener()
+    {
+        if (_closed) return;
+        Volatile.Write(ref _closed, true);
+        _listener?.Dispose();
+        int dropped = _retry.Count + _pending.Count;
+        while (_retry.TryDequeue(out var queued)) queued.Dispose();
+        while (_pending.TryDequeue(out var queued)) queued.Dispose();
+        HerdLog.HandleClosed(Cluster.Logger, Key, dropped);
+    }
+
+    private void RetireIfDone()
+    {
+        if (_closed && _inFlight.Count == 0) _retired(this);
+    }
+
+    private sealed class Member(Worker worker)
+    {
+        public Worker Worker { get; } = worker;
+        public int InFlight { get; set; }
+    }
+
+    private readonly record struct InFlight(Member Member, Socket Socket);
+}

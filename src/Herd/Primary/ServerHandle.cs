@@ -1,0 +1,30 @@
+using Herd.Ipc;
+using Herd.Net;
+
+namespace Herd.Primary;
+
+/// <summary>One server the primary holds for its workers, under one key (Node's handles map).</summary>
+internal abstract class ServerHandle(string key, int id, AddressKey address)
+{
+    public string Key { get; } = key;
+
+    /// <summary>The number workers name this handle by in newconn and accepted frames.</summary>
+    public int Id { get; } = id;
+
+    public AddressKey Address { get; } = address;
+
+    /// <summary>Registers a worker and answers its queryServer (with the shared socket, for a shared handle).</summary>
+    public abstract void Add(Worker worker, InternalMessage reply);
+
+    /// <summary>Stops giving the worker anything; true when no worker is left and the handle has closed.</summary>
+    public abstract bool Remove(Worker worker);
+
+    /// <summary>The worker's channel is gone: whatever it held but never took goes to the others.</summary>
+    public virtual bool WorkerGone(Worker worker) => Remove(worker);
+
+    /// <summary>Binding failed; the reply carried the error and the key should be forgotten, so a later query can retry.</summary>
+    public abstract bool Failed { get; }
+
+    /// <summary>Closes the handle whatever its workers: the primary is shutting down.</summary>
+    public abstract void Close();
+}

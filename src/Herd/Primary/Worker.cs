@@ -1,0 +1,110 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+using Herd.Ipc;
+using Herd.Native;
+
+namespace Herd;
+
+/// <summary>The primary's handle on one worker process (Node's <c>Worker</c>, primary side).</summary>
+public sealed class Worker : IChannelHandler
+{
+    private readonly ClusterPrimary _primary;
+    private readonly TaskCompletionSource<WorkerExit> _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _exitedAfterDisconnect; // 0 unknown, 1 false, 2 true: a bool? that reads and writes atomically
+    private volatile bool _dead;
+
+    internal Worker(ClusterPrimary primary, int id, Process process, Ipc.Channel channel)
+    {
+        _primary = primary;
+        Id = id;
+        Process = process;
+        Channel = channel;
+    }
+
+    /// <summary>The worker's id: 1, 2, 3... in fork order, never reused.</summary>
+    public int Id { get; }
+
+    /// <summary>The worker process.</summary>
+    public Process Process { get; }
+
+    /// <summary>Where the worker is in its life.</summary>
+    public WorkerState State { get; internal set; }
+
+    /// <summary>
+    /// Null while the worker runs and nobody asked it to leave; true when it left through a disconnect (asked by the
+    /// primary or by itself); false when it died any other way: a crash, an exit of its own, or <see cref="Kill"/>.
+    /// </summary>
+    public bool? ExitedAfterDisconnect
+    {
+        get => Volatile.Read(ref _exitedAfterDisconnect) switch { 0 => null, 1 => false, _ => true };
+        internal set => Volatile.Write(ref _exitedAfterDisconnect, value switch { null => 0, false => 1, true => 2 });
+    }
+
+    /// <summary>True while the channel to the worker is open.</summary>
+    public bool IsConnected => !Channel.IsClosed;
+
+    /// <summary>True once the process has exited.</summary>
+    public bool IsDead => _dead;
+
+    /// <summary>Completes with how the process ended.</summary>
+    public Task<WorkerExit> Exited => _exited.Task;
+
+    internal Ipc.Channel Channel { get; }
+
+    /// <summary>The worker is up and its channel works.</summary>
+    public event Action<Worker>? Online;
+
+    /// <summary>The worker listens on a server; raised once per server.</summary>
+    public event Action<Worker, ListeningAddress>? Listening;
+
+    /// <summary>The worker's channel closed.</summary>
+    public event Action<Worker>? Disconnect;
+
+    /// <summary>The worker process exited.</summary>
+    public event Action<Worker, WorkerExit>? Exit;
+
+    /// <summary>The worker sent a message.</summary>
+    public event Action<Worker, ClusterMessage>? Message;
+
+    /// <summary>Sends a JSON message, with a socket if given (the caller keeps its own copy). False when the channel is closed.</summary>
+    public bool Send(JsonElement message, Socket? socket = null) => Send(message, JsonContext.Default.JsonElement, socket);
+
+    /// <summary>Sends a message as JSON, with a socket if given. False when the channel is closed.</summary>
+    public bool Send<T>(T message, JsonTypeInfo<T> typeInfo, Socket? socket = null) =>
+        Channel.SendUser(message, typeInfo, socket?.SafeHandle);
+
+    /// <summary>
+    /// Disconnects gracefully (Node's <c>worker.disconnect()</c>): no new connection goes to the worker, its servers
+    /// close, its open connections finish, and the process exits. Completes when it has exited.
+    /// </summary>
+    public Task<WorkerExit> DisconnectAsync(CancellationToken cancellationToken = default)
+    {
+        _primary.BeginDisconnect(this);
+        return Exited.WaitAsync(cancellationToken);
+    }
+
+    /// <summary>Sends the process a signal, and nothing else (Node's <c>worker.kill()</c>): <see cref="ExitedAfterDisconnect"/> stays false.</summary>
+    public void Kill(UnixSignal signal = UnixSignal.SIGTERM)
+    {
+        if (!IsDead) Fd.Kill(Process.Id, (int)signal);
+    }
+
+    /// <inheritdoc />
+    public override string ToString() => $"worker {Id} (pid {Process.Id}, {State})";
+
+    internal void MarkDead() => _dead = true;
+
+    internal void SetExited(WorkerExit exit) => _exited.TrySetResult(exit);
+
+    internal void RaiseOnline() => Online?.Invoke(this);
+    internal void RaiseListening(ListeningAddress address) => Listening?.Invoke(this, address);
+    internal void RaiseDisconnect() => Disconnect?.Invoke(this);
+    internal void RaiseExit(WorkerExit exit) => Exit?.Invoke(this, exit);
+    internal void RaiseMessage(ClusterMessage message) => Message?.Invoke(this, message);
+
+    void IChannelHandler.OnFrame(FrameKind kind, ReadOnlySpan<byte> frame, ReceivedFds fds) => _primary.OnFrame(this, kind, frame, fds);
+
+    void IChannelHandler.OnClosed(string? error) => _primary.OnChannelClosed(this, error);
+}
