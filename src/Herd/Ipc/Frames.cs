@@ -29,7 +29,7 @@ internal static class Frames
         try
         {
             message = JsonSerializer.Deserialize(frame[1..], IpcJsonContext.Default.InternalMessage);
-            error = message?.Act is null ? "a control message with no act" : null;
+            error = message is null || (message.Act is null && message.Ack is null) ? "a control message with neither act nor ack" : null;
             return error is null;
         }
         catch (JsonException ex)
