@@ -1,0 +1,181 @@
+// The program the tests fork: a worker with a raw socket server, or a primary of its own, by scenario.
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using System.Text;
+using System.Text.Json;
+using Herd;
+using Herd.TestWorker;
+
+var scenario = args.Length > 0 ? args[0] : "serve";
+switch (scenario)
+{
+    case "serve":
+        return await Serve.RunAsync(args);
+    case "exit":
+        _ = Cluster.IsWorker;
+        return int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture);
+    case "udp":
+        return await Udp.RunAsync();
+    case "garbage":
+        Garbage.Write();
+        return await Serve.RunAsync(args);
+    case "primary":
+        return await PrimaryOfItsOwn.RunAsync(int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture));
+    default:
+        Console.Error.WriteLine($"unknown scenario {scenario}");
+        return 2;
+}
+
+namespace Herd.TestWorker
+{
+    /// <summary>A TCP or Unix server: each connection gets the pid, then an echo of each line until the client closes.</summary>
+    internal static class Serve
+    {
+        public static async Task<int> RunAsync(string[] args)
+        {
+            var endPoint = Flag(args, "--unix") is { } path
+                ? (EndPoint)new UnixDomainSocketEndPoint(path)
+                : new IPEndPoint(IPAddress.Parse(Flag(args, "--host") ?? "127.0.0.1"), int.Parse(Flag(args, "--port") ?? "0", System.Globalization.CultureInfo.InvariantCulture));
+            var options = new ListenOptions { Exclusive = args.Contains("--exclusive"), ReusePort = args.Contains("--reuseport") };
+            ClusterListener listener;
+            try
+            {
+                listener = await ClusterSocket.ListenAsync(endPoint, options);
+            }
+            catch (SocketException ex)
+            {
+                Report(new { error = ex.SocketErrorCode.ToString() });
+                return 3;
+            }
+            var startAccepting = new TaskCompletionSource();
+            if (Environment.GetEnvironmentVariable("HERD_TEST_LAZY") != "1") startAccepting.SetResult();
+            var connections = new List<Task>();
+            Cluster.Worker.Message += message =>
+            {
+                switch (message.Body.GetProperty("cmd").GetString())
+                {
+                    case "accept":
+                        startAccepting.TrySetResult();
+                        break;
+                    case "close":
+                        _ = listener.DisposeAsync().AsTask();
+                        break;
+                    case "echo":
+                        Cluster.Worker.Send(message.Body);
+                        break;
+                    case "env":
+                        Report(new { cmd = "env", id = Environment.GetEnvironmentVariable("HERD_UNIQUE_ID"), custom = Environment.GetEnvironmentVariable("HERD_TEST_VAR"), cwd = Environment.CurrentDirectory, args });
+                        break;
+                    case "socket":
+                        using (var socket = message.Socket!)
+                            socket.Send(Encoding.ASCII.GetBytes($"from worker {Environment.ProcessId}\n"));
+                        break;
+                }
+            };
+            await startAccepting.Task;
+            while (true)
+            {
+                Socket connection;
+                try
+                {
+                    connection = await listener.AcceptAsync();
+                }
+                catch (ObjectDisposedException)
+                {
+                    break;
+                }
+                lock (connections) connections.Add(EchoAsync(connection));
+            }
+            Task[] open;
+            lock (connections) open = [.. connections];
+            await Task.WhenAll(open);
+            return 0;
+        }
+
+        private static async Task EchoAsync(Socket connection)
+        {
+            using var _ = connection;
+            using var stream = new NetworkStream(connection);
+            await stream.WriteAsync(Encoding.ASCII.GetBytes($"{Environment.ProcessId}\n"));
+            var buffer = new byte[4096];
+            int n;
+            try
+            {
+                while ((n = await stream.ReadAsync(buffer)) > 0) await stream.WriteAsync(buffer.AsMemory(0, n));
+            }
+            catch (IOException)
+            {
+                // the client reset: nothing to finish
+            }
+        }
+
+        private static string? Flag(string[] args, string name)
+        {
+            int at = Array.IndexOf(args, name);
+            return at >= 0 && at + 1 < args.Length ? args[at + 1] : null;
+        }
+
+        internal static void Report<T>(T value) => Cluster.Worker.Send(JsonSerializer.SerializeToElement(value));
+    }
+
+    /// <summary>Answers every datagram with the worker's pid, from the socket all workers share.</summary>
+    internal static class Udp
+    {
+        public static async Task<int> RunAsync()
+        {
+            using var socket = await ClusterSocket.BindUdpAsync(new IPEndPoint(IPAddress.Loopback, 0));
+            var buffer = new byte[1024];
+            var reply = Encoding.ASCII.GetBytes(Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            while (true)
+            {
+                var received = await socket.ReceiveFromAsync(buffer, new IPEndPoint(IPAddress.Any, 0));
+                await socket.SendToAsync(reply, received.RemoteEndPoint);
+            }
+        }
+    }
+
+    /// <summary>Writes hostile frames straight onto the channel before Herd starts: the primary must shrug them off.</summary>
+    internal static unsafe partial class Garbage
+    {
+        public static void Write()
+        {
+            int fd = int.Parse(Environment.GetEnvironmentVariable("HERD_CHANNEL_FD")!, System.Globalization.CultureInfo.InvariantCulture);
+            byte[][] frames =
+            [
+                [1, (byte)'{', (byte)'x'],                                   // malformed control JSON
+                Encoding.UTF8.GetBytes("\u0001{\"act\":\"noSuchAct\",\"seq\":1}"), // unknown act
+                Encoding.UTF8.GetBytes("\u0001{\"ack\":-1}"),                  // Node's invalid-message test
+                Encoding.UTF8.GetBytes("\u0002not json"),                      // malformed user message
+                [4, 1, 0, 0, 0, 7, 0, 0, 0, 1],                                // accepted for a connection never sent
+                [99, 1, 2, 3],                                                 // unknown frame kind
+            ];
+            foreach (var frame in frames)
+                fixed (byte* data = frame)
+                    if (Send(fd, data, (nuint)frame.Length, 0) < 0) throw new IOException($"send failed: {Marshal.GetLastPInvokeError()}");
+        }
+
+        [LibraryImport("libc", EntryPoint = "send", SetLastError = true)]
+        private static partial nint Send(int fd, byte* data, nuint length, int flags);
+    }
+
+    /// <summary>A primary in its own process, for the test that kills it: forks workers of this program and waits.</summary>
+    internal static class PrimaryOfItsOwn
+    {
+        public static async Task<int> RunAsync(int workers)
+        {
+            var online = 0;
+            var all = new TaskCompletionSource();
+            var primary = new ClusterPrimary(new ClusterSettings { Args = ["serve", "--port", "0"] });
+            primary.Listening += (_, _) =>
+            {
+                if (Interlocked.Increment(ref online) == workers) all.TrySetResult();
+            };
+            var pids = Enumerable.Range(0, workers).Select(_ => primary.Fork().Process.Id).ToList();
+            await all.Task;
+            Console.WriteLine($"pids {string.Join(' ', pids)}");
+            await Task.Delay(Timeout.Infinite);
+            return 0;
+        }
+    }
+}

@@ -1,0 +1,148 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+
+namespace Herd.Tests;
+
+/// <summary>Node's test-cluster-basic, worker-exit, worker-kill-signal, worker-disconnect, wait-server-close, primary-kill.</summary>
+public sealed class LifecycleTests
+{
+    [Fact]
+    public async Task Events_fire_in_order_with_the_states_node_reports()
+    {
+        await using var cluster = new TestCluster(["serve"]);
+        var events = new ConcurrentQueue<string>();
+        var exited = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var primary = cluster.Primary;
+        primary.Setup += _ => events.Enqueue("setup");
+        primary.Forked += w =>
+        {
+            events.Enqueue($"fork:{w.State}");
+            w.Online += _ => events.Enqueue("worker.online");
+            w.Exit += (_, _) => events.Enqueue("worker.exit");
+        };
+        primary.Online += w => events.Enqueue($"online:{w.State}");
+        primary.Listening += (w, a) => events.Enqueue($"listening:{w.State}:{a.AddressType}:{a.Address}");
+        primary.Disconnect += w => events.Enqueue($"disconnect:{w.ExitedAfterDisconnect}");
+        primary.Exit += (w, e) =>
+        {
+            events.Enqueue($"exit:{w.State}:{e}");
+            exited.TrySetResult();
+        };
+
+        var (worker, address) = await cluster.ForkListeningAsync();
+        Assert.Equal(1, worker.Id);
+        Assert.True(address.Port > 0);
+        Assert.Equal(WorkerState.Listening, worker.State);
+        Assert.Null(worker.ExitedAfterDisconnect);
+        Assert.Same(worker, primary.Workers[1]);
+
+        var exit = await worker.DisconnectAsync().WaitAsync(TestCluster.Timeout);
+        await exited.Task.WaitAsync(TestCluster.Timeout);
+
+        Assert.Equal(new WorkerExit(0, null), exit);
+        Assert.True(worker.ExitedAfterDisconnect);
+        Assert.True(worker.IsDead);
+        Assert.False(worker.IsConnected);
+        Assert.Equal(WorkerState.Dead, worker.State);
+        Assert.Empty(primary.Workers);
+        var seen = events.ToArray();
+        Assert.Equal(["setup", "fork:None", "worker.online", "online:Online", "listening:Listening:IPv4:127.0.0.1"], seen[..5]);
+        Assert.Contains("disconnect:True", seen);
+        Assert.Contains("exit:Dead:exit code 0", seen);
+        Assert.True(Array.IndexOf(seen, "worker.exit") < Array.IndexOf(seen, "exit:Dead:exit code 0"), "worker-level events come first");
+    }
+
+    [Fact]
+    public async Task A_workers_exit_code_reaches_the_primary()
+    {
+        await using var cluster = new TestCluster(["exit", "42"]);
+        var worker = cluster.Primary.Fork();
+        var exit = await worker.Exited.WaitAsync(TestCluster.Timeout);
+        Assert.Equal(42, exit.ExitCode);
+        Assert.Null(exit.Signal);
+        Assert.False(worker.ExitedAfterDisconnect);
+    }
+
+    [Fact]
+    public async Task Kill_sends_a_plain_signal()
+    {
+        await using var cluster = new TestCluster(["serve"]);
+        int disconnects = 0;
+        cluster.Primary.Disconnect += _ => Interlocked.Increment(ref disconnects);
+        var (worker, _) = await cluster.ForkListeningAsync();
+        var disconnected = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        worker.Disconnect += _ => disconnected.TrySetResult();
+
+        worker.Kill(UnixSignal.SIGKILL);
+        var exit = await worker.Exited.WaitAsync(TestCluster.Timeout);
+        await disconnected.Task.WaitAsync(TestCluster.Timeout);
+
+        Assert.Equal(UnixSignal.SIGKILL, exit.Signal);
+        Assert.Null(exit.ExitCode);
+        Assert.False(worker.ExitedAfterDisconnect);
+        Assert.True(worker.IsDead);
+        Assert.Equal(1, disconnects);
+        Assert.Empty(cluster.Primary.Workers);
+    }
+
+    [Fact]
+    public async Task Graceful_disconnect_waits_for_an_open_connection()
+    {
+        await using var cluster = new TestCluster(["serve"]);
+        var (worker, address) = await cluster.ForkListeningAsync();
+        using var client = await Client.ConnectAsync(address.EndPoint);
+        Assert.Equal(worker.Process.Id, await client.ReadPidAsync());
+
+        var exiting = worker.DisconnectAsync();
+        // The connection is still open, so the worker must still be there a second later, still serving it.
+        await Task.WhenAny(exiting, Task.Delay(TimeSpan.FromSeconds(1)));
+        Assert.False(exiting.IsCompleted, "the worker left while a connection was open");
+        Assert.Equal("still here", await client.EchoAsync("still here"));
+        Assert.Empty(cluster.Primary.Workers); // it left the table at once, as in Node
+
+        client.Dispose();
+        var exit = await exiting.WaitAsync(TestCluster.Timeout);
+        Assert.Equal(0, exit.ExitCode);
+        Assert.True(worker.ExitedAfterDisconnect);
+    }
+
+    [Fact]
+    public async Task Workers_exit_within_a_second_when_the_primary_is_killed()
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var arg in new[] { TestCluster.WorkerDll, "primary", "2" }) start.ArgumentList.Add(arg);
+        using var primary = Process.Start(start)!;
+        try
+        {
+            var line = await primary.StandardOutput.ReadLineAsync().WaitAsync(TestCluster.Timeout);
+            var pids = line!.Split(' ')[1..].Select(int.Parse).ToArray();
+            Assert.Equal(2, pids.Length);
+            Assert.All(pids, pid => Assert.True(IsAlive(pid)));
+
+            primary.Kill();
+            var killedAt = Stopwatch.StartNew();
+            await primary.WaitForExitAsync().WaitAsync(TestCluster.Timeout);
+            while (pids.Any(IsAlive) && killedAt.Elapsed < TimeSpan.FromSeconds(5)) await Task.Delay(20);
+            Assert.All(pids, pid => Assert.False(IsAlive(pid), $"worker {pid} outlived its primary"));
+            Assert.True(killedAt.Elapsed < TimeSpan.FromSeconds(1), $"workers took {killedAt.ElapsedMilliseconds} ms to exit");
+        }
+        finally
+        {
+            if (!primary.HasExited) primary.Kill();
+        }
+    }
+
+    // A zombie (exited, not yet reaped by its dead parent's reaper) counts as gone.
+    internal static bool IsAlive(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)..][0] != 'Z';
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+}

@@ -1,0 +1,107 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+
+namespace Herd.Tests;
+
+/// <summary>A primary in the test process whose workers run Herd.TestWorker, with waits that never outlast <see cref="Timeout"/>.</summary>
+internal sealed class TestCluster : IAsyncDisposable
+{
+    public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+    public static string WorkerDll { get; } = Path.Combine(AppContext.BaseDirectory, "Herd.TestWorker.dll");
+
+    private readonly ConcurrentDictionary<int, TaskCompletionSource<ListeningAddress>> _listening = new();
+    private readonly ConcurrentDictionary<int, System.Threading.Channels.Channel<ClusterMessage>> _messages = new();
+
+    public TestCluster(string[] args, SchedulingPolicy policy = SchedulingPolicy.RoundRobin, ClusterSettings? settings = null)
+    {
+        Primary = new ClusterPrimary((settings ?? new ClusterSettings()).MergedOver(new ClusterSettings { Exec = WorkerDll, Args = args }))
+        {
+            SchedulingPolicy = policy,
+        };
+        Primary.Listening += (worker, address) => ListeningOf(worker.Id).TrySetResult(address);
+        Primary.Message += (worker, message) => MessagesOf(worker.Id).Writer.TryWrite(message);
+    }
+
+    public ClusterPrimary Primary { get; }
+
+    /// <summary>Forks a worker and waits until it listens.</summary>
+    public async Task<(Worker Worker, ListeningAddress Address)> ForkListeningAsync(IReadOnlyDictionary<string, string?>? env = null)
+    {
+        var worker = Primary.Fork(env);
+        return (worker, await ListeningAsync(worker));
+    }
+
+    public Task<ListeningAddress> ListeningAsync(Worker worker) => ListeningOf(worker.Id).Task.WaitAsync(Timeout);
+
+    public async Task<JsonElement> NextMessageAsync(Worker worker) =>
+        (await MessagesOf(worker.Id).Reader.ReadAsync().AsTask().WaitAsync(Timeout)).Body;
+
+    public async ValueTask DisposeAsync() => await Primary.DisposeAsync();
+
+    private TaskCompletionSource<ListeningAddress> ListeningOf(int id) =>
+        _listening.GetOrAdd(id, _ => new TaskCompletionSource<ListeningAddress>(TaskCreationOptions.RunContinuationsAsynchronously));
+
+    private System.Threading.Channels.Channel<ClusterMessage> MessagesOf(int id) =>
+        _messages.GetOrAdd(id, _ => System.Threading.Channels.Channel.CreateUnbounded<ClusterMessage>());
+
+    public static JsonElement Json(string text) => JsonElement.Parse(text);
+}
+
+/// <summary>A client of the test worker's server: on connect the worker writes its pid, then echoes lines.</summary>
+internal sealed class Client : IDisposable
+{
+    private readonly Socket _socket;
+    private readonly StreamReader _reader;
+
+    private Client(Socket socket)
+    {
+        _socket = socket;
+        _reader = new StreamReader(new NetworkStream(socket), Encoding.ASCII);
+    }
+
+    public static async Task<Client> ConnectAsync(EndPoint endPoint)
+    {
+        var socket = endPoint is UnixDomainSocketEndPoint
+            ? new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified)
+            : new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync(endPoint).WaitAsync(TestCluster.Timeout);
+        return new Client(socket);
+    }
+
+    /// <summary>Connects and returns the pid of the worker that took the connection.</summary>
+    public static async Task<int> PidOfAsync(EndPoint endPoint)
+    {
+        using var client = await ConnectAsync(endPoint);
+        return await client.ReadPidAsync();
+    }
+
+    public async Task<int> ReadPidAsync() => int.Parse((await ReadLineAsync())!, System.Globalization.CultureInfo.InvariantCulture);
+
+    public async Task<string?> ReadLineAsync() => await _reader.ReadLineAsync().WaitAsync(TestCluster.Timeout);
+
+    public async Task<string?> EchoAsync(string line)
+    {
+        await _socket.SendAsync(Encoding.ASCII.GetBytes(line + "\n"));
+        return await ReadLineAsync();
+    }
+
+    public void Dispose()
+    {
+        _reader.Dispose();
+        _socket.Dispose();
+    }
+}
+
+internal static class Ports
+{
+    /// <summary>A port free right now on 127.0.0.1.</summary>
+    public static int Free()
+    {
+        using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        probe.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)probe.LocalEndPoint!).Port;
+    }
+}
