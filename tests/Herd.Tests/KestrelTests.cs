@@ -1,0 +1,74 @@
+using System.Diagnostics;
+using System.Reflection;
+
+namespace Herd.Tests;
+
+/// <summary>The seed's example, clustered: samples/HelloCluster run as a user runs it.</summary>
+public sealed class KestrelTests
+{
+    private static readonly string SampleDll = typeof(KestrelTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
+        .Single(a => a.Key == "HelloClusterDll").Value!;
+
+    [Fact]
+    public async Task HelloCluster_answers_hello_world_from_every_worker()
+    {
+        int port = Ports.Free();
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var arg in new[] { SampleDll, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--workers", "2" })
+            start.ArgumentList.Add(arg);
+        using var primary = Process.Start(start)!;
+        var output = new List<string>();
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var stopped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        primary.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is null) return;
+            lock (output)
+            {
+                output.Add(e.Data);
+                if (output.Count(l => l.StartsWith("Worker ", StringComparison.Ordinal)) == 2) started.TrySetResult();
+                if (output.Count(l => l.StartsWith("worker ", StringComparison.Ordinal) && l.EndsWith(" died", StringComparison.Ordinal)) == 2) stopped.TrySetResult();
+            }
+        };
+        primary.BeginOutputReadLine();
+        try
+        {
+            await started.Task.WaitAsync(TestCluster.Timeout);
+            using var http = new HttpClient { Timeout = TestCluster.Timeout };
+            http.DefaultRequestHeaders.ConnectionClose = true; // a new connection per request, so round robin shows
+            var root = new Uri($"http://127.0.0.1:{port}/");
+            Assert.Equal("hello world\n", await GetWhenUpAsync(http, root));
+            var pids = new HashSet<string>();
+            for (int i = 0; i < 10; i++) pids.Add(await http.GetStringAsync(new Uri(root, "pid")));
+            Assert.Equal(2, pids.Count);
+            lock (output) Assert.Contains($"Primary {primary.Id} is running", output);
+
+            Assert.True(Native.Fd.Kill(primary.Id, (int)UnixSignal.SIGTERM)); // a graceful stop of the whole cluster
+            await stopped.Task.WaitAsync(TestCluster.Timeout);
+            await primary.WaitForExitAsync().WaitAsync(TestCluster.Timeout);
+            Assert.Equal(0, primary.ExitCode);
+            Assert.All(pids, pid => Assert.False(LifecycleTests.IsAlive(int.Parse(pid, System.Globalization.CultureInfo.InvariantCulture))));
+        }
+        finally
+        {
+            if (!primary.HasExited) primary.Kill(entireProcessTree: true);
+        }
+    }
+
+    // Workers log "started" just before Kestrel binds; the first request may beat the bind.
+    private static async Task<string> GetWhenUpAsync(HttpClient http, Uri uri)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                return await http.GetStringAsync(uri);
+            }
+            catch (HttpRequestException) when (deadline.Elapsed < TestCluster.Timeout)
+            {
+                await Task.Delay(50);
+            }
+        }
+    }
+}
