@@ -14,8 +14,8 @@ internal static partial class HerdLog
     [LoggerMessage(3, LogLevel.Warning, "Worker {WorkerId} broke the protocol and was cut off: {Reason}.")]
     public static partial void WorkerCutOff(ILogger logger, int workerId, string reason);
 
-    [LoggerMessage(4, LogLevel.Warning, "The channel to the primary closed; worker {WorkerId} exits.")]
-    public static partial void PrimaryGone(ILogger logger, int workerId);
+    [LoggerMessage(4, LogLevel.Warning, "The channel to the primary closed ({Reason}); worker {WorkerId} exits.")]
+    public static partial void PrimaryGone(ILogger logger, int workerId, string reason);
 
     [LoggerMessage(5, LogLevel.Warning, "Accepting on {Key} failed ({Error}); retrying in {DelayMs} ms.")]
     public static partial void AcceptFailed(ILogger logger, string key, string error, int delayMs);

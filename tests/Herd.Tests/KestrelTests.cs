@@ -13,7 +13,7 @@ public sealed class KestrelTests
     public async Task HelloCluster_answers_hello_world_from_every_worker()
     {
         int port = Ports.Free();
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, UseShellExecute = false };
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var arg in new[] { SampleDll, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--workers", "2" })
             start.ArgumentList.Add(arg);
         using var primary = Process.Start(start)!;
@@ -30,14 +30,19 @@ public sealed class KestrelTests
                 if (output.Count(l => l.StartsWith("worker ", StringComparison.Ordinal) && l.EndsWith(" died", StringComparison.Ordinal)) == 2) stopped.TrySetResult();
             }
         };
+        primary.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is not null) lock (output) output.Add(e.Data);
+        };
         primary.BeginOutputReadLine();
+        primary.BeginErrorReadLine();
         try
         {
             await started.Task.WaitAsync(TestCluster.Timeout);
             using var http = new HttpClient { Timeout = TestCluster.Timeout };
             http.DefaultRequestHeaders.ConnectionClose = true; // a new connection per request, so round robin shows
             var root = new Uri($"http://127.0.0.1:{port}/");
-            Assert.Equal("hello world\n", await GetWhenUpAsync(http, root));
+            Assert.Equal("hello world\n", await GetWhenUpAsync(http, root, () => string.Join('\n', output)));
             var pids = new HashSet<string>();
             for (int i = 0; i < 10; i++) pids.Add(await http.GetStringAsync(new Uri(root, "pid")));
             Assert.Equal(2, pids.Count);
@@ -56,7 +61,7 @@ public sealed class KestrelTests
     }
 
     // Workers log "started" just before Kestrel binds; the first request may beat the bind.
-    private static async Task<string> GetWhenUpAsync(HttpClient http, Uri uri)
+    private static async Task<string> GetWhenUpAsync(HttpClient http, Uri uri, Func<string> output)
     {
         var deadline = Stopwatch.StartNew();
         while (true)
@@ -65,8 +70,9 @@ public sealed class KestrelTests
             {
                 return await http.GetStringAsync(uri);
             }
-            catch (HttpRequestException) when (deadline.Elapsed < TestCluster.Timeout)
+            catch (HttpRequestException ex)
             {
+                if (deadline.Elapsed > TestCluster.Timeout) throw new TimeoutException($"{uri} never answered. The cluster wrote:\n{output()}", ex);
                 await Task.Delay(50);
             }
         }

@@ -18,7 +18,7 @@ internal sealed class ChildCluster : IChannelHandler
 
     private readonly Ipc.Channel _channel;
     private readonly EventQueue _events = new();
-    private readonly ConcurrentDictionary<int, TaskCompletionSource<Reply>> _requests = new();
+    private readonly ConcurrentDictionary<int, Request> _requests = new();
     private readonly ConcurrentDictionary<int, RoundRobinListener> _roundRobin = new();
     private readonly Dictionary<string, SortedSet<int>> _indexes = [];
     private readonly HashSet<IAsyncDisposable> _servers = [];
@@ -57,23 +57,21 @@ internal sealed class ChildCluster : IChannelHandler
     public async ValueTask<ClusterListener> ListenAsync(EndPoint endPoint, ListenOptions options, CancellationToken cancellationToken)
     {
         var address = AddressKey.Of(endPoint, udp: false);
-        var (reply, index, fd) = await QueryServerAsync(address, options, cancellationToken).ConfigureAwait(false);
-        ClusterListener? listener = null;
-        void OnClosed() => CloseServer(address, index, reply.Key!, listener!);
-        if (reply.Shared)
+        var listener = await QueryServerAsync<ClusterListener>(address, options, (reply, index, fd) =>
         {
-            var socket = fd!.ToSocket();
-            socket.Listen(options.Backlog);
-            listener = new SocketListener(socket, OnClosed);
-        }
-        else
-        {
+            ClusterListener? created = null;
+            void OnClosed() => CloseServer(address, index, reply.Key!, created!);
+            if (reply.Shared)
+            {
+                var socket = fd!.ToSocket();
+                socket.Listen(options.Backlog);
+                return created = new SocketListener(socket, OnClosed);
+            }
             var local = new AddressKey(reply.Address ?? address.Address, reply.Port, address.AddressType).ToEndPoint();
             var roundRobin = new RoundRobinListener(this, reply.HandleId, local, OnClosed);
             _roundRobin[reply.HandleId] = roundRobin;
-            listener = roundRobin;
-        }
-        Track(listener);
+            return created = roundRobin;
+        }, cancellationToken).ConfigureAwait(false);
         NotifyListening(listener.LocalEndPoint, udp: false);
         return listener;
     }
@@ -81,14 +79,17 @@ internal sealed class ChildCluster : IChannelHandler
     public async ValueTask<Socket> BindUdpAsync(IPEndPoint endPoint, ListenOptions options, CancellationToken cancellationToken)
     {
         var address = AddressKey.Of(endPoint, udp: true);
-        var (_, _, fd) = await QueryServerAsync(address, options, cancellationToken).ConfigureAwait(false);
-        var socket = fd!.ToSocket();
-        Track(socket);
-        NotifyListening(socket.LocalEndPoint!, udp: true);
-        return socket;
+        var server = await QueryServerAsync(address, options, (_, _, fd) => new UdpServer(fd!.ToSocket()), cancellationToken).ConfigureAwait(false);
+        NotifyListening(server.Socket.LocalEndPoint!, udp: true);
+        return server.Socket;
     }
 
-    private async ValueTask<(InternalMessage Reply, int Index, SafeFdHandle? Fd)> QueryServerAsync(AddressKey address, ListenOptions options, CancellationToken cancellationToken)
+    /// <summary>
+    /// Asks the primary for a server. <paramref name="create"/> runs on the channel's thread as the reply arrives,
+    /// so a round-robin listener is registered before the primary's first newconn for it can be read.
+    /// </summary>
+    private async Task<T> QueryServerAsync<T>(AddressKey address, ListenOptions options, Func<InternalMessage, int, SafeFdHandle?, T> create, CancellationToken cancellationToken)
+        where T : class, IAsyncDisposable
     {
         int index = AllocateIndex(address);
         var query = new InternalMessage
@@ -96,23 +97,28 @@ internal sealed class ChildCluster : IChannelHandler
             Act = Acts.QueryServer, Address = address.Address, Port = address.Port, AddressType = address.AddressType,
             Index = index, Backlog = options.Backlog,
         };
-        Reply reply;
-        try
+        var result = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        void OnReply(Reply reply)
         {
-            reply = await RequestAsync(query, cancellationToken).ConfigureAwait(false);
+            if (reply.Message.Errno != 0 || (reply.Message.Shared && reply.Fd is null))
+            {
+                ReleaseIndex(address, index);
+                reply.Fd?.Dispose();
+                result.TrySetException(new SocketException(reply.Message.Errno != 0 ? reply.Message.Errno : (int)SocketError.SocketError));
+                return;
+            }
+            var server = create(reply.Message, index, reply.Fd);
+            Track(server);
+            if (!result.TrySetResult(server)) _ = server.DisposeAsync(); // the caller stopped waiting
         }
-        catch
+        void OnFailed(Exception error)
         {
             ReleaseIndex(address, index);
-            throw;
+            result.TrySetException(error);
         }
-        if (reply.Message.Errno != 0 || (reply.Message.Shared && reply.Fd is null))
-        {
-            ReleaseIndex(address, index);
-            reply.Fd?.Dispose();
-            throw new SocketException(reply.Message.Errno != 0 ? reply.Message.Errno : (int)SocketError.SocketError);
-        }
-        return (reply.Message, index, reply.Fd);
+        using var registration = cancellationToken.Register(() => result.TrySetCanceled(cancellationToken));
+        Send(query, new Request(OnReply, OnFailed));
+        return await result.Task.ConfigureAwait(false);
     }
 
     internal void NotifyListening(EndPoint local, bool udp)
@@ -128,8 +134,6 @@ internal sealed class ChildCluster : IChannelHandler
     {
         lock (_gate) _servers.Add(server);
     }
-
-    private void Track(Socket udp) => Track(new UdpServer(udp));
 
     private void CloseServer(AddressKey address, int index, string key, ClusterListener listener)
     {
@@ -160,20 +164,12 @@ internal sealed class ChildCluster : IChannelHandler
         }
     }
 
-    private async Task<Reply> RequestAsync(InternalMessage message, CancellationToken cancellationToken)
+    private void Send(InternalMessage message, Request request)
     {
         message.Seq = Interlocked.Increment(ref _seq);
-        var reply = new TaskCompletionSource<Reply>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _requests[message.Seq] = reply;
-        try
-        {
-            if (!_channel.SendInternal(message)) throw new InvalidOperationException("The channel to the primary is closed.");
-            return await reply.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            _requests.TryRemove(message.Seq, out _);
-        }
+        _requests[message.Seq] = request;
+        if (!_channel.SendInternal(message) && _requests.TryRemove(message.Seq, out _))
+            request.OnFailed(new InvalidOperationException("The channel to the primary is closed."));
     }
 
     internal void SendAccepted(int handleId, uint connectionId, bool ok)
@@ -213,7 +209,7 @@ internal sealed class ChildCluster : IChannelHandler
     {
         if (message.Ack is { } ack && _requests.TryRemove(ack, out var request))
         {
-            request.TrySetResult(new Reply(message, fds.Take()));
+            request.OnReply(new Reply(message, fds.Take()));
             return;
         }
         if (message.Act == Acts.Disconnect)
@@ -226,14 +222,17 @@ internal sealed class ChildCluster : IChannelHandler
 
     void IChannelHandler.OnClosed(string? error)
     {
-        foreach (var request in _requests.Values) request.TrySetException(new InvalidOperationException("The channel to the primary closed."));
+        foreach (var seq in _requests.Keys)
+        {
+            if (_requests.TryRemove(seq, out var request)) request.OnFailed(new InvalidOperationException("The channel to the primary closed."));
+        }
         if (ExitedAfterDisconnect)
         {
             _events.Post(Worker.RaiseDisconnect);
             return;
         }
         // The primary died (even by SIGKILL) or cut us off: leave now, so that no orphan keeps serving the port.
-        HerdLog.PrimaryGone(Cluster.Logger, Worker.Id);
+        HerdLog.PrimaryGone(Cluster.Logger, Worker.Id, error ?? "end of stream");
         var watchdog = new Thread(() =>
         {
             Thread.Sleep(500);
@@ -268,9 +267,11 @@ internal sealed class ChildCluster : IChannelHandler
             _events.Post(Worker.RaiseDisconnect);
             return;
         }
+        var acknowledged = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Send(new InternalMessage { Act = Acts.ExitedAfterDisconnect }, new Request(_ => acknowledged.TrySetResult(), e => acknowledged.TrySetException(e)));
         try
         {
-            await RequestAsync(new InternalMessage { Act = Acts.ExitedAfterDisconnect }, cancellationToken).ConfigureAwait(false);
+            await acknowledged.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -280,8 +281,12 @@ internal sealed class ChildCluster : IChannelHandler
 
     private readonly record struct Reply(InternalMessage Message, SafeFdHandle? Fd);
 
+    private sealed record Request(Action<Reply> OnReply, Action<Exception> OnFailed);
+
     private sealed class UdpServer(Socket socket) : IAsyncDisposable
     {
+        public Socket Socket => socket;
+
         public ValueTask DisposeAsync()
         {
             socket.Dispose();

@@ -177,9 +177,15 @@ internal sealed class Channel : IDisposable
                 if (!ReceiveReady(buffer, fds, partial, partialFds, ref error)) break;
             }
         }
-        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        catch (Exception ex) when (ex is SocketException || (ex is ObjectDisposedException && _closed))
         {
             // Closed by us, or reset by the peer: either way the channel is over.
+        }
+#pragma warning disable CA1031 // a bug in a handler ends this channel, loudly, and nothing else
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            error = $"an internal error handling its message: {ex}";
         }
         finally
         {
@@ -200,6 +206,7 @@ internal sealed class Channel : IDisposable
             {
                 int n = ScmRights.Receive(_fd, buffer, raw, out int fdCount, out bool truncated);
                 if (n == -Libc.EAGAIN) return true;
+                if (n < 0 && n != -Libc.ECONNRESET) error = $"recvmsg failed: errno {-n}";
                 if (n <= 0) return false;
                 for (int i = 0; i < fdCount; i++) partialFds.Add(new SafeFdHandle(raw[i]));
                 if (truncated || partialFds.Count > MaxFdsPerFrame)
