@@ -10,6 +10,9 @@ namespace Herd;
 public sealed class CurrentWorker
 {
     private readonly ChildCluster _child;
+    private readonly Lock _gate = new();
+    private Action<ClusterMessage>? _message;
+    private Queue<ClusterMessage>? _held = new();
 
     internal CurrentWorker(ChildCluster child, int id)
     {
@@ -23,8 +26,27 @@ public sealed class CurrentWorker
     /// <summary>True once this worker is leaving on purpose, asked by the primary or by itself.</summary>
     public bool ExitedAfterDisconnect => _child.ExitedAfterDisconnect;
 
-    /// <summary>A message from the primary. Handlers run one at a time, in arrival order.</summary>
-    public event Action<ClusterMessage>? Message;
+    /// <summary>
+    /// A message from the primary. Handlers run one at a time, in arrival order. Messages that arrive before the
+    /// first handler is attached are held for it, so a worker that subscribes late in its startup misses nothing.
+    /// </summary>
+    public event Action<ClusterMessage>? Message
+    {
+        add
+        {
+            bool first;
+            lock (_gate)
+            {
+                first = _message is null && _held is not null;
+                _message += value;
+            }
+            if (first) _child.Post(ReleaseHeld);
+        }
+        remove
+        {
+            lock (_gate) _message -= value;
+        }
+    }
 
     /// <summary>
     /// The worker is leaving: the primary asked it to disconnect (its servers are already closed: finish the work in
@@ -46,7 +68,33 @@ public sealed class CurrentWorker
     public Task DisconnectAsync(CancellationToken cancellationToken = default) =>
         _child.DisconnectAsync(primaryInitiated: false, cancellationToken);
 
-    internal void RaiseMessage(ClusterMessage message) => Message?.Invoke(message);
+    // On the event queue, like every raise: held messages go out before any that arrived after them.
+    internal void RaiseMessage(ClusterMessage message)
+    {
+        Action<ClusterMessage>? handlers;
+        lock (_gate)
+        {
+            if (_held is not null)
+            {
+                _held.Enqueue(message);
+                return;
+            }
+            handlers = _message;
+        }
+        handlers?.Invoke(message);
+    }
+
+    private void ReleaseHeld()
+    {
+        Queue<ClusterMessage>? held;
+        Action<ClusterMessage>? handlers;
+        lock (_gate)
+        {
+            (held, _held) = (_held, null);
+            handlers = _message;
+        }
+        while (held?.TryDequeue(out var message) == true) handlers?.Invoke(message);
+    }
 
     internal void RaiseDisconnect() => Disconnect?.Invoke();
 }

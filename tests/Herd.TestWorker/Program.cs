@@ -48,6 +48,7 @@ namespace Herd.TestWorker
                 Report(new { error = ex.SocketErrorCode.ToString() });
                 return 3;
             }
+            // Subscribed after listening on purpose: messages sent meanwhile are held for the first handler.
             var startAccepting = new TaskCompletionSource();
             if (Environment.GetEnvironmentVariable("HERD_TEST_LAZY") != "1") startAccepting.SetResult();
             var connections = new List<Task>();

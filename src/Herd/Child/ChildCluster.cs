@@ -37,6 +37,8 @@ internal sealed class ChildCluster : IChannelHandler
 
     internal bool ExitedAfterDisconnect { get; private set; }
 
+    internal void Post(Action raise) => _events.Post(raise);
+
     /// <summary>Becomes a worker if this process was forked as one; clears the variables so grandchildren are not.</summary>
     public static ChildCluster? TryStart()
     {
