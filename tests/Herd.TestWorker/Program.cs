@@ -66,7 +66,11 @@ namespace Herd.TestWorker
                         Cluster.Worker.Send(message.Body);
                         break;
                     case "env":
-                        Report(new { cmd = "env", id = Environment.GetEnvironmentVariable("HERD_UNIQUE_ID"), custom = Environment.GetEnvironmentVariable("HERD_TEST_VAR"), cwd = Environment.CurrentDirectory, args });
+                        Report(new
+                        {
+                            cmd = "env", id = Environment.GetEnvironmentVariable("HERD_UNIQUE_ID"), channel = Environment.GetEnvironmentVariable("HERD_CHANNEL_FD"),
+                            custom = Environment.GetEnvironmentVariable("HERD_TEST_VAR"), cwd = Environment.CurrentDirectory, args, inheritable = InheritableFds(),
+                        });
                         break;
                     case "socket":
                         using (var socket = message.Socket!)
@@ -110,6 +114,25 @@ namespace Herd.TestWorker
                 // the client reset: nothing to finish
             }
         }
+
+        // Fds above stdio that a child process would inherit: /proc/self/fdinfo flags without O_CLOEXEC (octal 02000000).
+        private static int[] InheritableFds() =>
+            [.. Directory.GetFiles("/proc/self/fdinfo")
+                .Select(path => (Fd: int.Parse(Path.GetFileName(path), System.Globalization.CultureInfo.InvariantCulture), Path: path))
+                .Where(f => f.Fd > 2)
+                .Where(f =>
+                {
+                    try
+                    {
+                        var flags = File.ReadLines(f.Path).First(l => l.StartsWith("flags:", StringComparison.Ordinal));
+                        return (Convert.ToInt32(flags[6..].Trim(), 8) & 0x80000) == 0;
+                    }
+                    catch (IOException)
+                    {
+                        return false; // closed while we looked
+                    }
+                })
+                .Select(f => f.Fd)];
 
         private static string? Flag(string[] args, string name)
         {

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Net.Sockets;
 
 namespace Herd.Tests;
 
@@ -99,6 +100,9 @@ public sealed class LifecycleTests
         Assert.False(exiting.IsCompleted, "the worker left while a connection was open");
         Assert.Equal("still here", await client.EchoAsync("still here"));
         Assert.Empty(cluster.Primary.Workers); // it left the table at once, as in Node
+        // It was the last worker on the port, so the primary closed the listening socket: new connections are refused.
+        var refused = await Assert.ThrowsAsync<SocketException>(() => Client.ConnectAsync(address.EndPoint));
+        Assert.Equal(SocketError.ConnectionRefused, refused.SocketErrorCode);
 
         client.Dispose();
         var exit = await exiting.WaitAsync(TestCluster.Timeout);

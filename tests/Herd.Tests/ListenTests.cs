@@ -18,6 +18,16 @@ public sealed class ListenTests
     }
 
     [Fact]
+    public async Task Listening_on_ipv6_any_serves_ipv4_and_ipv6_clients()
+    {
+        await using var cluster = new TestCluster(["serve", "--host", "::"]);
+        var (worker, address) = await cluster.ForkListeningAsync();
+        Assert.Equal(AddressType.IPv6, address.AddressType);
+        Assert.Equal(worker.Process.Id, await Client.PidOfAsync(new IPEndPoint(IPAddress.Loopback, address.Port)));
+        Assert.Equal(worker.Process.Id, await Client.PidOfAsync(new IPEndPoint(IPAddress.IPv6Loopback, address.Port)));
+    }
+
+    [Fact]
     public async Task Exclusive_port_zero_gives_each_worker_its_own_port()
     {
         await using var cluster = new TestCluster(["serve", "--exclusive"]);

@@ -7,14 +7,19 @@ namespace Herd.Tests;
 public sealed class SettingsTests
 {
     [Fact]
-    public async Task Fork_env_reaches_the_worker_and_the_worker_id_variable_does_not_linger()
+    public async Task Fork_env_reaches_the_worker_and_nothing_of_the_channel_reaches_grandchildren()
     {
         await using var cluster = new TestCluster(["serve"]);
-        var (worker, _) = await cluster.ForkListeningAsync(new Dictionary<string, string?> { ["HERD_TEST_VAR"] = "from fork" });
+        var (worker, address) = await cluster.ForkListeningAsync(new Dictionary<string, string?> { ["HERD_TEST_VAR"] = "from fork" });
+        using var connection = await Client.ConnectAsync(address.EndPoint); // a received fd is open while it looks
+        Assert.Equal(worker.Process.Id, await connection.ReadPidAsync());
         worker.Send(TestCluster.Json("""{"cmd":"env"}"""));
         var env = await cluster.NextMessageAsync(worker);
         Assert.Equal("from fork", env.GetProperty("custom").GetString());
-        Assert.Equal(System.Text.Json.JsonValueKind.Null, env.GetProperty("id").ValueKind); // grandchildren are not workers
+        // A process the worker starts is not a worker, and inherits neither the channel nor a received connection.
+        Assert.Equal(System.Text.Json.JsonValueKind.Null, env.GetProperty("id").ValueKind);
+        Assert.Equal(System.Text.Json.JsonValueKind.Null, env.GetProperty("channel").ValueKind);
+        Assert.Empty(env.GetProperty("inheritable").EnumerateArray());
     }
 
     [Fact]

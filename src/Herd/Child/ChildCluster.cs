@@ -49,7 +49,7 @@ internal sealed class ChildCluster : IChannelHandler
         Environment.SetEnvironmentVariable(ChannelVariable, null);
         if (!int.TryParse(idText, out int id) || !int.TryParse(fdText, out int fd) || fd < 3)
             throw new InvalidOperationException($"{IdVariable}={idText} and {ChannelVariable}={fdText} do not name a Herd channel.");
-        Fd.SetCloseOnExec(fd, true);
+        Fd.CloseOnExecFrom3();
         var child = new ChildCluster(id, new SafeFdHandle(fd));
         child._channel.Start(child);
         child._channel.SendInternal(new InternalMessage { Act = Acts.Online });

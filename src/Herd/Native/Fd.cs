@@ -13,11 +13,18 @@ internal static unsafe class Fd
         if (wanted != flags && Libc.Fcntl(fd, Libc.F_SETFD, wanted) < 0) throw LastError("fcntl(F_SETFD)");
     }
 
-    public static bool IsCloseOnExec(int fd)
+    /// <summary>
+    /// Marks every fd from 3 up close-on-exec, so that nothing this process inherited by accident (its parent's
+    /// stray fds, its channel) reaches the processes it starts.
+    /// </summary>
+    public static void CloseOnExecFrom3()
     {
-        int flags = Libc.Fcntl(fd, Libc.F_GETFD, 0);
-        if (flags < 0) throw LastError("fcntl(F_GETFD)");
-        return (flags & Libc.FD_CLOEXEC) != 0;
+        if (Libc.CloseRange(3, uint.MaxValue, Libc.CLOSE_RANGE_CLOEXEC) == 0) return;
+        foreach (var entry in Directory.GetFiles("/proc/self/fd")) // kernels before 5.11
+        {
+            if (int.TryParse(Path.GetFileName(entry), out int fd) && fd > 2 && Libc.Fcntl(fd, Libc.F_GETFD, 0) is >= 0 and var flags)
+                Libc.Fcntl(fd, Libc.F_SETFD, flags | Libc.FD_CLOEXEC);
+        }
     }
 
     /// <summary>A connected AF_UNIX SOCK_SEQPACKET pair, both ends close-on-exec.</summary>

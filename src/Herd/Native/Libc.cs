@@ -85,6 +85,11 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "getuid")]
     public static partial uint GetUid();
 
+    [LibraryImport(Lib, EntryPoint = "close_range", SetLastError = true)]
+    public static partial int CloseRange(uint first, uint last, int flags);
+
+    public const int CLOSE_RANGE_CLOEXEC = 4;
+
     [LibraryImport(Lib, EntryPoint = "_exit")]
     public static partial void Exit(int status);
 }
