@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Reflection;
 
@@ -58,6 +59,51 @@ public sealed class KestrelTests
         {
             if (!primary.HasExited) primary.Kill(entireProcessTree: true);
         }
+    }
+
+    [Fact]
+    public async Task Disconnecting_a_kestrel_worker_under_load_loses_no_request()
+    {
+        int port = Ports.Free();
+        await using var cluster = new TestCluster(["--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture)],
+            settings: new ClusterSettings { Exec = SampleDll });
+        var (leaving, _) = await cluster.ForkListeningAsync();
+        var (staying, _) = await cluster.ForkListeningAsync();
+        using var http = new HttpClient { Timeout = TestCluster.Timeout };
+        http.DefaultRequestHeaders.ConnectionClose = true;
+        var uri = new Uri($"http://127.0.0.1:{port}/pid");
+        const int Clients = 4, RequestsEach = 150;
+        var served = new ConcurrentDictionary<string, int>();
+        var failures = new ConcurrentQueue<Exception>();
+        int done = 0;
+        async Task ClientAsync()
+        {
+            for (int i = 0; i < RequestsEach; i++)
+            {
+                try
+                {
+                    served.AddOrUpdate(await http.GetStringAsync(uri), 1, (_, n) => n + 1);
+                }
+                catch (HttpRequestException ex)
+                {
+                    failures.Enqueue(ex);
+                }
+                Interlocked.Increment(ref done);
+            }
+        }
+        var clients = Enumerable.Range(0, Clients).Select(_ => Task.Run(ClientAsync)).ToArray();
+        var deadline = Stopwatch.StartNew();
+        while (Volatile.Read(ref done) < Clients * RequestsEach / 4 && deadline.Elapsed < TestCluster.Timeout) await Task.Delay(10);
+
+        var exit = await leaving.DisconnectAsync().WaitAsync(TestCluster.Timeout);
+        await Task.WhenAll(clients).WaitAsync(TestCluster.Timeout);
+
+        Assert.Empty(failures);
+        Assert.Equal(Clients * RequestsEach, served.Values.Sum());
+        Assert.Equal(0, exit.ExitCode);
+        Assert.True(leaving.ExitedAfterDisconnect);
+        Assert.True(served.ContainsKey(leaving.Process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        Assert.True(served.ContainsKey(staying.Process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)));
     }
 
     // Workers log "started" just before Kestrel binds; the first request may beat the bind.
