@@ -3,11 +3,12 @@ using System.Runtime.InteropServices;
 using Herd;
 
 int port = Option("--port") ?? 8000;
+int workers = Option("--workers") ?? Environment.ProcessorCount;
 
-if (Cluster.IsPrimary)
+// --workers 0: no cluster, this one process serves (the single-process baseline).
+if (Cluster.IsPrimary && workers > 0)
 {
     Console.WriteLine($"Primary {Environment.ProcessId} is running");
-    int workers = Option("--workers") ?? Environment.ProcessorCount;
     for (int i = 0; i < workers; i++) Cluster.Fork();
     Cluster.Exit += (worker, _) => Console.WriteLine($"worker {worker.Process.Id} died");
 

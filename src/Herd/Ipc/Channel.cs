@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Herd.Native;
 
@@ -18,7 +17,8 @@ internal interface IChannelHandler
 /// <summary>
 /// Framed messages, with fds, over one private AF_UNIX SOCK_SEQPACKET socket. One record per sendmsg keeps fds
 /// tied to their message; frames larger than a record travel as several records, the last one carrying the fds.
-/// Sends never block: a full socket buffer queues the rest for a drain thread, in order.
+/// Each channel reads on a thread of its own with blocking recvmsg, so a message costs one wakeup and no hop
+/// through the thread pool. Sends never block: a full socket buffer queues the rest for a drain thread, in order.
 /// </summary>
 internal sealed class Channel : IDisposable
 {
@@ -31,8 +31,9 @@ internal sealed class Channel : IDisposable
     private const byte More = 0x80;
     private const int MaxFdsPerFrame = 16;
 
-    private readonly Socket _socket;
+    private readonly SafeFdHandle _handle;
     private readonly int _fd;
+    private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Lock _sendLock = new();
     private Queue<Outgoing>? _backlog;
     private bool _closed;
@@ -41,19 +42,19 @@ internal sealed class Channel : IDisposable
 
     public Channel(SafeFdHandle fd)
     {
+        _handle = fd;
         _fd = fd.Fd;
-        _socket = fd.ToSocket();
     }
 
     /// <summary>Completes when the receive loop has ended and <see cref="IChannelHandler.OnClosed"/> has run.</summary>
-    public Task Completion { get; private set; } = Task.CompletedTask;
+    public Task Completion => _completion.Task;
 
     public bool IsClosed => Volatile.Read(ref _closed);
 
     public void Start(IChannelHandler handler)
     {
         _handler = handler;
-        Completion = Task.Run(ReceiveLoopAsync);
+        new Thread(ReceiveLoop) { IsBackground = true, Name = "herd channel" }.Start();
     }
 
     /// <summary>Sends one frame (<c>frame[0]</c> is its kind), with an optional fd. False when the channel is closed.</summary>
@@ -162,24 +163,22 @@ internal sealed class Channel : IDisposable
         while (_backlog.TryDequeue(out var item)) item.Release();
     }
 
-    private async Task ReceiveLoopAsync()
+    private void ReceiveLoop()
     {
         string? error = null;
         var buffer = new byte[MaxRecord];
         var fds = new ReceivedFds();
         var partial = new ArrayBufferWriter<byte>();
         var partialFds = new List<SafeFdHandle>();
+        bool added = false;
         try
         {
-            while (true)
-            {
-                await _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
-                if (!ReceiveReady(buffer, fds, partial, partialFds, ref error)) break;
-            }
+            _handle.DangerousAddRef(ref added); // the fd number stays ours until this loop ends, even after Dispose
+            error = Receive(buffer, fds, partial, partialFds);
         }
-        catch (Exception ex) when (ex is SocketException || (ex is ObjectDisposedException && _closed))
+        catch (ObjectDisposedException) when (!added)
         {
-            // Closed by us, or reset by the peer: either way the channel is over.
+            // Disposed before it started.
         }
 #pragma warning disable CA1031 // a bug in a handler ends this channel, loudly, and nothing else
         catch (Exception ex)
@@ -190,59 +189,36 @@ internal sealed class Channel : IDisposable
         finally
         {
             foreach (var fd in partialFds) fd.Dispose();
+            if (added) _handle.DangerousRelease();
             Close(error);
         }
     }
 
-    // Reads every record that is ready. False at end of stream or on a protocol error.
-    private bool ReceiveReady(byte[] buffer, ReceivedFds fds, ArrayBufferWriter<byte> partial, List<SafeFdHandle> partialFds, ref string? error)
+    // Reads records until end of stream (null) or a protocol error (its description).
+    private string? Receive(byte[] buffer, ReceivedFds fds, ArrayBufferWriter<byte> partial, List<SafeFdHandle> partialFds)
     {
         Span<int> raw = stackalloc int[MaxFdsPerFrame];
-        bool added = false;
-        try
+        while (true)
         {
-            _socket.SafeHandle.DangerousAddRef(ref added);
-            while (true)
+            int n = ScmRights.Receive(_fd, buffer, raw, out int fdCount, out bool truncated);
+            if (n == 0 || n == -Libc.ECONNRESET || Volatile.Read(ref _closed)) return null;
+            if (n < 0) return $"recvmsg failed: errno {-n}";
+            for (int i = 0; i < fdCount; i++) partialFds.Add(new SafeFdHandle(raw[i]));
+            if (truncated || partialFds.Count > MaxFdsPerFrame) return "sent more fds than a frame may carry";
+            byte header = buffer[0];
+            var record = buffer.AsSpan(0, n);
+            if ((header & More) == 0 && partial.WrittenCount == 0)
             {
-                int n = ScmRights.Receive(_fd, buffer, raw, out int fdCount, out bool truncated);
-                if (n == -Libc.EAGAIN) return true;
-                if (n < 0 && n != -Libc.ECONNRESET) error = $"recvmsg failed: errno {-n}";
-                if (n <= 0) return false;
-                for (int i = 0; i < fdCount; i++) partialFds.Add(new SafeFdHandle(raw[i]));
-                if (truncated || partialFds.Count > MaxFdsPerFrame)
-                {
-                    error = "sent more fds than a frame may carry";
-                    return false;
-                }
-                byte header = buffer[0];
-                var record = buffer.AsSpan(0, n);
-                if ((header & More) != 0 || partial.WrittenCount > 0)
-                {
-                    if (partial.WrittenCount == 0) partial.Write([(byte)(header & ~More)]);
-                    else if ((header & ~More) != partial.WrittenSpan[0])
-                    {
-                        error = "interleaved frames";
-                        return false;
-                    }
-                    if (partial.WrittenCount + n > MaxFrame)
-                    {
-                        error = $"sent a frame over {MaxFrame} bytes";
-                        return false;
-                    }
-                    partial.Write(record[1..]);
-                    if ((header & More) != 0) continue;
-                    Deliver(partial.WrittenSpan, fds, partialFds);
-                    partial.ResetWrittenCount();
-                }
-                else
-                {
-                    Deliver(record, fds, partialFds);
-                }
+                Deliver(record, fds, partialFds);
+                continue;
             }
-        }
-        finally
-        {
-            if (added) _socket.SafeHandle.DangerousRelease();
+            if (partial.WrittenCount == 0) partial.Write([(byte)(header & ~More)]);
+            else if ((header & ~More) != partial.WrittenSpan[0]) return "interleaved frames";
+            if (partial.WrittenCount + n > MaxFrame) return $"sent a frame over {MaxFrame} bytes";
+            partial.Write(record[1..]);
+            if ((header & More) != 0) continue;
+            Deliver(partial.WrittenSpan, fds, partialFds);
+            partial.ResetWrittenCount();
         }
     }
 
@@ -262,19 +238,24 @@ internal sealed class Channel : IDisposable
 
     private void Close(string? error)
     {
-        lock (_sendLock) CloseForSend();
+        Dispose();
         if (Interlocked.Exchange(ref _closedReported, 1) == 0)
         {
-            _socket.Dispose();
             _handler?.OnClosed(error);
+            _completion.TrySetResult();
         }
     }
 
     /// <summary>Closes the channel; the peer sees end of stream. Queued sends are dropped.</summary>
     public void Dispose()
     {
-        lock (_sendLock) CloseForSend();
-        _socket.Dispose();
+        lock (_sendLock)
+        {
+            if (_handle.IsClosed) return;
+            CloseForSend();
+            Libc.Shutdown(_fd, Libc.SHUT_RDWR); // wakes the reader; the fd closes when it lets go
+        }
+        _handle.Dispose();
     }
 
     private readonly record struct Outgoing(byte[] Record, SafeHandle? Fd)

@@ -22,6 +22,7 @@ internal static unsafe partial class Libc
     public const short POLLOUT = 0x4;
 
     public const int EINTR = 4;
+    public const int EBADF = 9;
     public const int EAGAIN = 11;
     public const int EPIPE = 32;
     public const int ECONNRESET = 104;
@@ -84,6 +85,16 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Lib, EntryPoint = "getuid")]
     public static partial uint GetUid();
+
+    [LibraryImport(Lib, EntryPoint = "accept4", SetLastError = true)]
+    public static partial int Accept4(int fd, void* address, void* addressLength, int flags);
+
+    [LibraryImport(Lib, EntryPoint = "shutdown", SetLastError = true)]
+    public static partial int Shutdown(int fd, int how);
+
+    public const int SHUT_RDWR = 2;
+    public const int EINVAL = 22;
+    public const int ECONNABORTED = 103;
 
     [LibraryImport(Lib, EntryPoint = "close_range", SetLastError = true)]
     public static partial int CloseRange(uint first, uint last, int flags);

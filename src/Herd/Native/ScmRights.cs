@@ -44,7 +44,7 @@ internal static unsafe class ScmRights
     }
 
     /// <summary>
-    /// Receives one record, non-blocking, with received fds close-on-exec. Returns bytes received (0 at end of
+    /// Receives one record, waiting for it, with received fds close-on-exec. Returns bytes received (0 at end of
     /// stream), or -errno. Fds land in <paramref name="fds"/>; <paramref name="truncated"/> says some were lost.
     /// </summary>
     public static int Receive(int socket, Span<byte> payload, Span<int> fds, out int fdCount, out bool truncated)
@@ -60,7 +60,7 @@ internal static unsafe class ScmRights
             nint n;
             while (true)
             {
-                n = Libc.RecvMsg(socket, &msg, Libc.MSG_DONTWAIT | Libc.MSG_CMSG_CLOEXEC);
+                n = Libc.RecvMsg(socket, &msg, Libc.MSG_CMSG_CLOEXEC);
                 if (n >= 0) break;
                 int errno = Marshal.GetLastPInvokeError();
                 if (errno != Libc.EINTR) return -errno;

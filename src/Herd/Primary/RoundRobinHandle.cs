@@ -1,6 +1,8 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using Herd.Ipc;
+using Herd.Native;
 using Herd.Net;
 
 namespace Herd.Primary;
@@ -20,8 +22,8 @@ internal sealed class RoundRobinHandle : ServerHandle
     private readonly Action<RoundRobinHandle> _retired;
     private readonly Lock _gate = new();
     private readonly List<Member> _members = [];
-    private readonly Queue<Socket> _retry = new();
-    private readonly Queue<Socket> _pending = new();
+    private readonly Queue<SafeFdHandle> _retry = new();
+    private readonly Queue<SafeFdHandle> _pending = new();
     private readonly Dictionary<uint, InFlight> _inFlight = [];
     private int _next;
     private uint _lastConnectionId;
@@ -40,7 +42,7 @@ internal sealed class RoundRobinHandle : ServerHandle
             _closed = true;
             return;
         }
-        _ = Task.Run(AcceptLoopAsync);
+        new Thread(AcceptLoop) { IsBackground = true, Name = $"herd accept {key}" }.Start();
     }
 
     public override bool Failed => _listener is null;
@@ -128,41 +130,50 @@ internal sealed class RoundRobinHandle : ServerHandle
         }
     }
 
-    private async Task AcceptLoopAsync()
+    /// <summary>
+    /// Accepts on a thread of its own with blocking accept4: no allocation and no thread hop per connection but the
+    /// fd's handle. The thread holds a reference on the listener's handle, so its fd number cannot be reused under it.
+    /// </summary>
+    private unsafe void AcceptLoop()
     {
-        int backoffMs = 0;
-        while (true)
+        var handle = _listener!.SafeHandle;
+        bool added = false;
+        handle.DangerousAddRef(ref added);
+        try
         {
-            Socket connection;
-            try
+            int listener = (int)handle.DangerousGetHandle();
+            int backoffMs = 0;
+            while (!Volatile.Read(ref _closed))
             {
-                connection = await _listener!.AcceptAsync().ConfigureAwait(false);
-                backoffMs = 0;
-            }
-            catch (ObjectDisposedException)
-            {
-                return;
-            }
-            catch (SocketException ex)
-            {
-                if (Volatile.Read(ref _closed) || ex.SocketErrorCode == SocketError.OperationAborted) return;
-                if (ex.SocketErrorCode is SocketError.ConnectionAborted or SocketError.ConnectionReset) continue;
-                // EMFILE, ENFILE, ENOBUFS: back off and keep the listener; the kernel queue holds connections meanwhile.
-                backoffMs = Math.Clamp(backoffMs * 2, 10, 1000);
-                HerdLog.AcceptFailed(Cluster.Logger, Key, ex.SocketErrorCode.ToString(), backoffMs);
-                await Task.Delay(backoffMs).ConfigureAwait(false);
-                continue;
-            }
-            lock (_gate)
-            {
-                if (_closed)
+                int fd = Libc.Accept4(listener, null, null, Libc.SOCK_CLOEXEC);
+                if (fd >= 0)
                 {
-                    connection.Dispose();
-                    return;
+                    backoffMs = 0;
+                    var connection = new SafeFdHandle(fd);
+                    lock (_gate)
+                    {
+                        if (_closed)
+                        {
+                            connection.Dispose();
+                            return;
+                        }
+                        _pending.Enqueue(connection);
+                        Pump();
+                    }
+                    continue;
                 }
-                _pending.Enqueue(connection);
-                Pump();
+                int errno = Marshal.GetLastPInvokeError();
+                if (Volatile.Read(ref _closed) || errno is Libc.EINVAL or Libc.EBADF) return;
+                if (errno is Libc.EINTR or Libc.ECONNABORTED or Libc.EAGAIN) continue;
+                // EMFILE, ENFILE, ENOBUFS: back off and keep the listener; the kernel's queue holds connections meanwhile.
+                backoffMs = Math.Clamp(backoffMs * 2, 10, 1000);
+                HerdLog.AcceptFailed(Cluster.Logger, Key, new System.ComponentModel.Win32Exception(errno).Message, backoffMs);
+                Thread.Sleep(backoffMs);
             }
+        }
+        finally
+        {
+            if (added) handle.DangerousRelease();
         }
     }
 
@@ -177,7 +188,7 @@ internal sealed class RoundRobinHandle : ServerHandle
             _inFlight.Add(id, new InFlight(member, connection));
             member.InFlight++;
             new NewConn(Id, id).Write(frame);
-            if (!member.Worker.Channel.Send(frame, connection.SafeHandle))
+            if (!member.Worker.Channel.Send(frame, connection))
             {
                 // The channel closed under us: this worker is gone, and so is anything it held but never took.
                 _inFlight.Remove(id);
@@ -207,7 +218,7 @@ internal sealed class RoundRobinHandle : ServerHandle
         return null;
     }
 
-    private void Requeue(Socket connection)
+    private void Requeue(SafeFdHandle connection)
     {
         if (_closed) connection.Dispose(); // no worker left: refused outright, never left hanging
         else _retry.Enqueue(connection);
@@ -227,7 +238,11 @@ internal sealed class RoundRobinHandle : ServerHandle
     {
         if (_closed) return;
         Volatile.Write(ref _closed, true);
-        _listener?.Dispose();
+        if (_listener is not null)
+        {
+            Libc.Shutdown((int)_listener.Handle, Libc.SHUT_RDWR); // wakes the accept thread
+            _listener.Dispose();
+        }
         int dropped = _retry.Count + _pending.Count;
         while (_retry.TryDequeue(out var queued)) queued.Dispose();
         while (_pending.TryDequeue(out var queued)) queued.Dispose();
@@ -245,5 +260,5 @@ internal sealed class RoundRobinHandle : ServerHandle
         public int InFlight { get; set; }
     }
 
-    private readonly record struct InFlight(Member Member, Socket Socket);
+    private readonly record struct InFlight(Member Member, SafeFdHandle Socket);
 }
