@@ -18,7 +18,7 @@ if (cluster.isPrimary && workers > 0) {
 } else {
   http.createServer((req, res) => {
     res.writeHead(200);
-    res.end('hello world\n');
+    res.end(req.url === '/pid' ? String(process.pid) : 'hello world\n');
   }).listen(port);
   console.log(`Worker ${process.pid} started`);
 }

@@ -13,7 +13,7 @@ internal sealed class HerdConnectionListenerFactory : IConnectionListenerFactory
     private readonly SocketConnectionContextFactory _connections;
     private readonly ListenOptions _listenOptions;
 
-    public HerdConnectionListenerFactory(IOptions<SocketTransportOptions> transport, ILoggerFactory loggerFactory)
+    public HerdConnectionListenerFactory(IOptions<SocketTransportOptions> transport, ILoggerFactory loggerFactory, ListenOptions? listenOptions)
     {
         var options = transport.Value;
         _connections = new SocketConnectionContextFactory(new SocketConnectionFactoryOptions
@@ -24,7 +24,7 @@ internal sealed class HerdConnectionListenerFactory : IConnectionListenerFactory
             MaxWriteBufferSize = options.MaxWriteBufferSize,
             UnsafePreferInlineScheduling = options.UnsafePreferInlineScheduling,
         }, loggerFactory.CreateLogger("Herd.AspNetCore"));
-        _listenOptions = new ListenOptions { Backlog = options.Backlog };
+        _listenOptions = listenOptions ?? new ListenOptions { Backlog = options.Backlog };
     }
 
     public bool CanBind(EndPoint endpoint) => endpoint is IPEndPoint or UnixDomainSocketEndPoint;

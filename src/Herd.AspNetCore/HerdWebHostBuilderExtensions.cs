@@ -1,6 +1,9 @@
 using Herd.AspNetCore;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 
 namespace Microsoft.AspNetCore.Hosting;
 
@@ -11,14 +14,17 @@ public static class HerdWebHostBuilderExtensions
     /// In a Herd worker, every Kestrel endpoint (<c>app.Run(url)</c>, <c>Listen*</c>, <c>ASPNETCORE_URLS</c>) listens
     /// through the primary, and a disconnect from the primary stops the app gracefully. Outside a worker it changes nothing.
     /// </summary>
-    public static IWebHostBuilder UseHerd(this IWebHostBuilder builder)
+    /// <param name="builder">The app's web host.</param>
+    /// <param name="options">How the endpoints listen (exclusive, reuse-port); by default shared through the primary, with Kestrel's backlog.</param>
+    public static IWebHostBuilder UseHerd(this IWebHostBuilder builder, Herd.ListenOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(builder);
         if (!Herd.Cluster.IsWorker) return builder;
         // Registered after UseKestrel's socket transport, so Kestrel asks this factory first.
         return builder.ConfigureServices(services =>
         {
-            services.AddSingleton<IConnectionListenerFactory, HerdConnectionListenerFactory>();
+            services.AddSingleton<IConnectionListenerFactory>(provider => new HerdConnectionListenerFactory(
+                provider.GetRequiredService<IOptions<SocketTransportOptions>>(), provider.GetRequiredService<ILoggerFactory>(), options));
             services.AddHostedService<HerdWorkerLifetime>();
         });
     }

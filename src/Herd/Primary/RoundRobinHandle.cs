@@ -62,7 +62,8 @@ internal sealed class RoundRobinHandle : ServerHandle
         worker.Channel.SendInternal(reply);
         lock (_gate)
         {
-            _members.Add(new Member(worker));
+            // A newcomer starts level with the least-served worker rather than owed everything it missed.
+            _members.Add(new Member(worker) { Dispatched = _members.Count == 0 ? 0 : _members.Min(m => m.Dispatched) });
             Pump();
         }
     }
@@ -203,19 +204,23 @@ internal sealed class RoundRobinHandle : ServerHandle
         }
     }
 
+    // The member with room that has been given the fewest connections, the earliest in turn on ties: strict round
+    // robin while every worker keeps up, and equal shares over time when one is briefly full. A worker that stays
+    // full (stuck) is owed at most two windows' worth, so it is not flooded when it recovers.
     private Member? NextMember()
     {
+        Member? best = null;
+        long most = 0;
         for (int i = 0; i < _members.Count; i++)
         {
-            int index = (_next + i) % _members.Count;
-            var member = _members[index];
-            if (member.InFlight < Window)
-            {
-                _next = (index + 1) % _members.Count;
-                return member;
-            }
+            var member = _members[(_next + i) % _members.Count];
+            most = Math.Max(most, member.Dispatched);
+            if (member.InFlight < Window && (best is null || member.Dispatched < best.Dispatched)) best = member;
         }
-        return null;
+        if (best is null) return null;
+        best.Dispatched = Math.Max(best.Dispatched, most - 2 * Window) + 1;
+        _next = (_members.IndexOf(best) + 1) % _members.Count;
+        return best;
     }
 
     private void Requeue(SafeFdHandle connection)
@@ -258,6 +263,7 @@ internal sealed class RoundRobinHandle : ServerHandle
     {
         public Worker Worker { get; } = worker;
         public int InFlight { get; set; }
+        public long Dispatched { get; set; }
     }
 
     private readonly record struct InFlight(Member Member, SafeFdHandle Socket);

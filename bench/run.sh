@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Herd against Node's cluster and single-process Kestrel, measured side by side in one run.
+#   bench/run.sh           3 alternating rounds of 5 s per mode and kind (about 10 minutes)
+#   bench/run.sh --quick   1 round of 2 s (under a minute)
+# Writes docs/benchmarks.md (table, ratios, chart) and prints the table. Traffic stays on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rounds=3 seconds=5 conns=50 shares=10000 soak=100000 fair=(node-rr node-none herd-rr herd-shared herd-reuseport)
+if [[ "${1:-}" == "--quick" ]]; then rounds=1 seconds=2 shares=2000 soak=10000 fair=(herd-rr); fi
+port=18300
+results=$(mktemp -d)
+trap 'stop_server; rm -rf "$results"' EXIT
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need wrk || ! need node; then
+  echo "installing wrk and node from Debian's packages..." >&2
+  apt-get update -qq >/dev/null && apt-get install -y -qq wrk nodejs >/dev/null
+fi
+
+dotnet build samples/HelloCluster -c Release -nologo -v q >/dev/null
+dotnet build bench/Bench -c Release -nologo -v q >/dev/null
+hello="dotnet samples/HelloCluster/bin/Release/net10.0/HelloCluster.dll --port $port"
+bench="dotnet bench/Bench/bin/Release/net10.0/Bench.dll"
+
+declare -A command=(
+  [node-rr]="env NODE_CLUSTER_SCHED_POLICY=rr node bench/node/cluster.js --port $port --workers 2"
+  [node-none]="env NODE_CLUSTER_SCHED_POLICY=none node bench/node/cluster.js --port $port --workers 2"
+  [node-single]="node bench/node/cluster.js --port $port --workers 0"
+  [kestrel-single]="$hello --workers 0"
+  [herd-rr]="env HERD_SCHED_POLICY=rr $hello --workers 2"
+  [herd-shared]="env HERD_SCHED_POLICY=none $hello --workers 2"
+  [herd-reuseport]="$hello --workers 2 --reuseport"
+)
+modes=(node-rr node-none node-single kestrel-single herd-rr herd-shared herd-reuseport)
+
+server=""
+start_server() {
+  setsid $1 >"$results/server.log" 2>&1 &
+  server=$!
+  for _ in $(seq 1 200); do
+    curl -s -o /dev/null "http://127.0.0.1:$port/" && return 0
+    sleep 0.05
+  done
+  echo "server did not come up: $1" >&2; cat "$results/server.log" >&2; return 1
+}
+stop_server() {
+  [[ -n "$server" ]] || return 0
+  kill -TERM -- "-$server" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$server" 2>/dev/null || break; sleep 0.05; done
+  kill -KILL -- "-$server" 2>/dev/null || true
+  wait "$server" 2>/dev/null || true
+  server=""
+}
+
+# One wrk run; appends "mode kind rps p50_ms p99_ms" to results.
+measure() { # mode kind
+  local header=()
+  [[ $2 == close ]] && header=(-H "Connection: close")
+  local out
+  out=$(wrk -t1 -c"$conns" -d"${seconds}s" --latency "${header[@]}" "http://127.0.0.1:$port/")
+  local rps p50 p99
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  echo "$1 $2 $rps $p50 $p99" >>"$results/runs"
+  printf '  %-15s %-10s %10s req/s  p50 %-8s p99 %s\n' "$1" "$2" "$rps" "$p50" "$p99" >&2
+}
+
+for round in $(seq 1 "$rounds"); do
+  echo "round $round of $rounds" >&2
+  for mode in "${modes[@]}"; do
+    start_server "${command[$mode]}"
+    measure "$mode" keepalive
+    measure "$mode" close
+    stop_server
+  done
+done
+
+# Fairness: connections per worker over $shares new connections, each mode that has workers.
+for mode in "${fair[@]}"; do
+  start_server "${command[$mode]}"
+  rate_seconds=$(( shares / 2000 + 1 ))
+  wrk -t1 -c"$conns" -d"${rate_seconds}s" -H "Connection: close" -s bench/fairness.lua "http://127.0.0.1:$port/pid" \
+    | awk -v m="$mode" '$1=="share" {print m, $2, $3}' >>"$results/shares"
+  stop_server
+done
+
+# The primary's memory and CPU over $soak connections, round robin.
+start_server "${command[herd-rr]}"
+primary=$(pgrep -f -o "HelloCluster.dll --port $port")
+rss() { awk '/VmRSS/ {print $2}' "/proc/$primary/status"; }
+cpu() { awk '{print $14 + $15}' "/proc/$primary/stat"; }
+echo "baseline $(rss) $(cpu) 0" >>"$results/soak"
+done_conns=0
+start_ns=$(date +%s%N)
+while (( done_conns < soak )); do
+  n=$(wrk -t1 -c"$conns" -d2s -H "Connection: close" "http://127.0.0.1:$port/" | awk '/requests in/ {print $1}')
+  done_conns=$(( done_conns + n ))
+  echo "after $(rss) $(cpu) $done_conns" >>"$results/soak"
+done
+elapsed_ms=$(( ($(date +%s%N) - start_ns) / 1000000 ))
+echo "elapsed $elapsed_ms" >>"$results/soak"
+stop_server
+
+# Handoff: how fast the primary alone accepts and hands over connections, and the latency it adds.
+$bench handoff --seconds "$seconds" >"$results/handoff"
+
+$bench report "$results" docs/benchmarks.md "$rounds" "$seconds" "$conns"
+cat docs/benchmarks.md
