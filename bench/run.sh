@@ -36,7 +36,7 @@ modes=(node-rr node-none node-single kestrel-single herd-rr herd-shared herd-reu
 
 server=""
 start_server() {
-  setsid $1 >"$results/server.log" 2>&1 &
+  $1 >"$results/server.log" 2>&1 &
   server=$!
   for _ in $(seq 1 200); do
     curl -s -o /dev/null "http://127.0.0.1:$port/" && return 0
@@ -44,13 +44,17 @@ start_server() {
   done
   echo "server did not come up: $1" >&2; cat "$results/server.log" >&2; return 1
 }
+# SIGTERM to the primary (Herd disconnects its workers; Node's exit when their channel closes), then make sure
+# nothing of it still holds the port before the next mode starts.
 stop_server() {
   [[ -n "$server" ]] || return 0
-  kill -TERM -- "-$server" 2>/dev/null || true
+  kill -TERM "$server" 2>/dev/null || true
   for _ in $(seq 1 100); do kill -0 "$server" 2>/dev/null || break; sleep 0.05; done
-  kill -KILL -- "-$server" 2>/dev/null || true
+  pkill -KILL -f -- "--port $port" 2>/dev/null || true
   wait "$server" 2>/dev/null || true
   server=""
+  for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" || return 0; sleep 0.05; done
+  echo "port $port still answers after stopping the server" >&2; return 1
 }
 
 # One wrk run; appends "mode kind rps p50_ms p99_ms" to results.

@@ -15,7 +15,9 @@ namespace Herd.Primary;
 /// </summary>
 internal sealed class RoundRobinHandle : ServerHandle
 {
-    internal const int Window = 8;
+    // Deep enough that a worker that keeps accepting never fills it (strict turns, equal shares), shallow enough that
+    // a worker that stops accepting holds few connections until it dies and they move on.
+    internal const int Window = 64;
 
     private readonly Socket? _listener;
     private readonly SocketError _error;
