@@ -3,18 +3,16 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using Herd;
 
-int port = Option("--port") ?? 8000;
-int workers = Option("--workers") ?? Environment.ProcessorCount;
+int[] ports = Options("--port") is { Length: > 0 } given ? given : [8000];
+int workers = Options("--workers") is [var count, ..] ? count : Environment.ProcessorCount;
 
 // --workers 0: no cluster, this one process serves (the single-process baseline).
 if (Cluster.IsPrimary && workers > 0) await Primary.RunAsync(workers);
-else await Server.RunAsync(args, port);
+else await Server.RunAsync(args, ports);
 
-int? Option(string name)
-{
-    int at = Array.IndexOf(args, name);
-    return at >= 0 && at + 1 < args.Length ? int.Parse(args[at + 1], CultureInfo.InvariantCulture) : null;
-}
+// Every value given for an option: --port may be repeated, for one server on several ports.
+int[] Options(string name) =>
+    [.. args.Select((arg, at) => (arg, at)).Where(a => a.arg == name && a.at + 1 < args.Length).Select(a => int.Parse(args[a.at + 1], CultureInfo.InvariantCulture))];
 
 // The primary only forks and watches; it never loads ASP.NET Core, which keeps it small.
 static class Primary
@@ -41,7 +39,7 @@ static class Primary
 
 static class Server
 {
-    public static async Task RunAsync(string[] args, int port)
+    public static async Task RunAsync(string[] args, int[] ports)
     {
         var builder = WebApplication.CreateSlimBuilder(args);
         builder.WebHost.UseHerd(args.Contains("--reuseport") ? new ListenOptions { ReusePort = true } : null);
@@ -49,7 +47,8 @@ static class Server
         var app = builder.Build();
         app.MapGet("/", () => "hello world\n");
         app.MapGet("/pid", () => Environment.ProcessId.ToString(CultureInfo.InvariantCulture));
+        foreach (var port in ports) app.Urls.Add($"http://0.0.0.0:{port}");
         Console.WriteLine($"Worker {Environment.ProcessId} started");
-        await app.RunAsync($"http://0.0.0.0:{port}");
+        await app.RunAsync();
     }
 }

@@ -106,6 +106,33 @@ public sealed class KestrelTests
         Assert.True(served.ContainsKey(staying.Process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)));
     }
 
+    [Fact]
+    public async Task Each_kestrel_endpoint_is_served_through_its_own_listener()
+    {
+        int first = Ports.Free(), second = Ports.Free();
+        var inv = System.Globalization.CultureInfo.InvariantCulture;
+        await using var cluster = new TestCluster(["--port", first.ToString(inv), "--port", second.ToString(inv)], settings: new ClusterSettings { Exec = SampleDll });
+        var listening = new ConcurrentQueue<int>();
+        var allListening = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        cluster.Primary.Listening += (_, address) =>
+        {
+            listening.Enqueue(address.Port);
+            if (listening.Count == 4) allListening.TrySetResult();
+        };
+        var workers = new[] { cluster.Primary.Fork(), cluster.Primary.Fork() };
+        await allListening.Task.WaitAsync(TestCluster.Timeout);
+        using var http = new HttpClient { Timeout = TestCluster.Timeout };
+        http.DefaultRequestHeaders.ConnectionClose = true;
+        foreach (var port in new[] { first, second })
+        {
+            var uri = new Uri($"http://127.0.0.1:{port}/pid");
+            var pids = new HashSet<string>();
+            for (int i = 0; i < 10; i++) pids.Add(await http.GetStringAsync(uri));
+            Assert.Equal(workers.Select(w => w.Process.Id.ToString(inv)).Order(), pids.Order());
+        }
+        Assert.Equal(new[] { first, first, second, second }.Order(), listening.Order());
+    }
+
     // Workers log "started" just before Kestrel binds; the first request may beat the bind.
     private static async Task<string> GetWhenUpAsync(HttpClient http, Uri uri, Func<string> output)
     {

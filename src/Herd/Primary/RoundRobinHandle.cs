@@ -1,4 +1,3 @@
-using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Herd.Ipc;
@@ -86,11 +85,7 @@ internal sealed class RoundRobinHandle : ServerHandle
         {
             var member = _members.Find(m => m.Worker == worker);
             if (member is not null) Deactivate(member);
-            foreach (var (id, entry) in _inFlight.Where(e => e.Value.Member.Worker == worker).ToList())
-            {
-                _inFlight.Remove(id);
-                Requeue(entry.Socket);
-            }
+            RequeueHeldBy(worker);
             Pump();
             RetireIfDone();
             return _closed;
@@ -107,12 +102,12 @@ internal sealed class RoundRobinHandle : ServerHandle
             entry.Member.InFlight--;
             if (ok)
             {
-                entry.Socket.Dispose(); // the worker holds the connection now; this was only the primary's copy
+                entry.Connection.Dispose(); // the worker holds the connection now; this was only the primary's copy
             }
             else
             {
                 // The worker no longer has this server (it is closing); the connection goes to another.
-                Requeue(entry.Socket);
+                Requeue(entry.Connection);
                 Deactivate(entry.Member);
             }
             Pump();
@@ -127,7 +122,7 @@ internal sealed class RoundRobinHandle : ServerHandle
         {
             _members.Clear();
             CloseListener();
-            foreach (var entry in _inFlight.Values) entry.Socket.Dispose();
+            foreach (var entry in _inFlight.Values) entry.Connection.Dispose();
             _inFlight.Clear();
             RetireIfDone();
         }
@@ -197,11 +192,7 @@ internal sealed class RoundRobinHandle : ServerHandle
                 _inFlight.Remove(id);
                 Requeue(connection);
                 Deactivate(member);
-                foreach (var (heldId, held) in _inFlight.Where(e => e.Value.Member == member).ToList())
-                {
-                    _inFlight.Remove(heldId);
-                    Requeue(held.Socket);
-                }
+                RequeueHeldBy(member.Worker);
             }
         }
     }
@@ -223,6 +214,15 @@ internal sealed class RoundRobinHandle : ServerHandle
         best.Dispatched = Math.Max(best.Dispatched, most - 2 * Window) + 1;
         _next = (_members.IndexOf(best) + 1) % _members.Count;
         return best;
+    }
+
+    private void RequeueHeldBy(Worker worker)
+    {
+        foreach (var (id, held) in _inFlight.Where(e => e.Value.Member.Worker == worker).ToList())
+        {
+            _inFlight.Remove(id);
+            Requeue(held.Connection);
+        }
     }
 
     private void Requeue(SafeFdHandle connection)
@@ -268,5 +268,5 @@ internal sealed class RoundRobinHandle : ServerHandle
         public long Dispatched { get; set; }
     }
 
-    private readonly record struct InFlight(Member Member, SafeFdHandle Socket);
+    private readonly record struct InFlight(Member Member, SafeFdHandle Connection);
 }
