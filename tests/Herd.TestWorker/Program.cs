@@ -49,6 +49,7 @@ namespace Herd.TestWorker
                 return 3;
             }
             // Subscribed after listening on purpose: messages sent meanwhile are held for the first handler.
+            Console.WriteLine($"worker {Environment.ProcessId} serving {listener.LocalEndPoint}");
             var startAccepting = new TaskCompletionSource();
             if (Environment.GetEnvironmentVariable("HERD_TEST_LAZY") != "1") startAccepting.SetResult();
             var connections = new List<Task>();
@@ -61,6 +62,9 @@ namespace Herd.TestWorker
                         break;
                     case "close":
                         _ = listener.DisposeAsync().AsTask();
+                        break;
+                    case "disconnect":
+                        _ = Cluster.Worker.DisconnectAsync();
                         break;
                     case "echo":
                         Cluster.Worker.Send(message.Body);

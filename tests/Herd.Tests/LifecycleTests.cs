@@ -111,6 +111,31 @@ public sealed class LifecycleTests
     }
 
     [Fact]
+    public async Task A_worker_that_disconnects_itself_exited_after_disconnect()
+    {
+        await using var cluster = new TestCluster(["serve"]);
+        var (worker, _) = await cluster.ForkListeningAsync();
+        var seen = new ConcurrentQueue<bool?>();
+        worker.Disconnect += w => seen.Enqueue(w.ExitedAfterDisconnect);
+        worker.Exit += (w, _) => seen.Enqueue(w.ExitedAfterDisconnect);
+
+        worker.Send(TestCluster.Json("""{"cmd":"disconnect"}"""));
+        var exit = await worker.Exited.WaitAsync(TestCluster.Timeout);
+
+        Assert.Equal(0, exit.ExitCode);
+        Assert.Equal([true, true], seen); // known before either event, as Node's ack guarantees
+    }
+
+    [Fact]
+    public async Task Silent_workers_write_to_the_primary_not_the_terminal()
+    {
+        await using var cluster = new TestCluster(["serve"], settings: new ClusterSettings { Silent = true });
+        var (worker, address) = await cluster.ForkListeningAsync();
+        var line = await worker.Process.StandardOutput.ReadLineAsync().WaitAsync(TestCluster.Timeout);
+        Assert.Equal($"worker {worker.Process.Id} serving {address.EndPoint}", line);
+    }
+
+    [Fact]
     public async Task Workers_exit_within_a_second_when_the_primary_is_killed()
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, UseShellExecute = false };
@@ -118,7 +143,9 @@ public sealed class LifecycleTests
         using var primary = Process.Start(start)!;
         try
         {
-            var line = await primary.StandardOutput.ReadLineAsync().WaitAsync(TestCluster.Timeout);
+            string? line;
+            do line = await primary.StandardOutput.ReadLineAsync().WaitAsync(TestCluster.Timeout); // workers share the primary's stdout
+            while (line is not null && !line.StartsWith("pids ", StringComparison.Ordinal));
             var pids = line!.Split(' ')[1..].Select(int.Parse).ToArray();
             Assert.Equal(2, pids.Length);
             Assert.All(pids, pid => Assert.True(IsAlive(pid)));

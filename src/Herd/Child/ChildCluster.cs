@@ -249,8 +249,9 @@ internal sealed class ChildCluster : IChannelHandler
     }
 
     /// <summary>
-    /// Node's _disconnect: close every server (round-robin connections not yet accepted go back to the primary),
-    /// then, when the worker asked for it, tell the primary before the channel closes so it sees ExitedAfterDisconnect.
+    /// Node's _disconnect: close every server (round-robin connections not yet accepted go back to the primary).
+    /// When the worker leaves of its own accord, the primary hears so before the servers close: an app whose Main
+    /// returns once its servers are closed may exit at once, and the primary must still see ExitedAfterDisconnect.
     /// </summary>
     internal async Task DisconnectAsync(bool primaryInitiated, CancellationToken cancellationToken = default)
     {
@@ -262,6 +263,9 @@ internal sealed class ChildCluster : IChannelHandler
             servers = [.. _servers];
             _servers.Clear();
         }
+        var acknowledged = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (!primaryInitiated)
+            Send(new InternalMessage { Act = Acts.ExitedAfterDisconnect }, new Request(_ => acknowledged.TrySetResult(), e => acknowledged.TrySetException(e)));
         foreach (var server in servers) await server.DisposeAsync().ConfigureAwait(false);
         if (primaryInitiated)
         {
@@ -269,8 +273,6 @@ internal sealed class ChildCluster : IChannelHandler
             _events.Post(Worker.RaiseDisconnect);
             return;
         }
-        var acknowledged = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        Send(new InternalMessage { Act = Acts.ExitedAfterDisconnect }, new Request(_ => acknowledged.TrySetResult(), e => acknowledged.TrySetException(e)));
         try
         {
             await acknowledged.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
