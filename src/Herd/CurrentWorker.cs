@@ -69,6 +69,16 @@ public sealed class CurrentWorker
         _child.DisconnectAsync(primaryInitiated: false, cancellationToken);
 
     // On the event queue, like every raise: held messages go out before any that arrived after them.
+    /// <summary>
+    /// Says this worker will call <see cref="SignalReady"/> itself, once it is ready for traffic, instead of being
+    /// ready as soon as its first server listens. Call it before listening. Herd.AspNetCore does, and signals when
+    /// the app has started, with every endpoint bound.
+    /// </summary>
+    public void DeferReady() => _child.DeferReady();
+
+    /// <summary>Tells the primary this worker is ready for traffic; a rolling reload waits for it before retiring an old worker.</summary>
+    public void SignalReady() => _child.SignalReady();
+
     internal void RaiseMessage(ClusterMessage message)
     {
         Action<ClusterMessage>? handlers;

@@ -20,6 +20,9 @@ internal static partial class HerdLog
     [LoggerMessage(5, LogLevel.Warning, "Accepting on {Key} failed ({Error}); retrying in {DelayMs} ms.")]
     public static partial void AcceptFailed(ILogger logger, string key, string error, int delayMs);
 
+    [LoggerMessage(7, LogLevel.Error, "Restarting a worker failed.")]
+    public static partial void RestartFailed(ILogger logger, Exception exception);
+
     [LoggerMessage(6, LogLevel.Debug, "No worker left on {Key}: closed the listening socket and {Dropped} queued connection(s).")]
     public static partial void HandleClosed(ILogger logger, string key, int dropped);
 }

@@ -38,6 +38,7 @@ namespace Herd.TestWorker
                 ? (EndPoint)new UnixDomainSocketEndPoint(path)
                 : new IPEndPoint(IPAddress.Parse(Flag(args, "--host") ?? "127.0.0.1"), int.Parse(Flag(args, "--port") ?? "0", System.Globalization.CultureInfo.InvariantCulture));
             var options = new ListenOptions { Exclusive = args.Contains("--exclusive"), ReusePort = args.Contains("--reuseport") };
+            if (Environment.GetEnvironmentVariable("HERD_TEST_NEVER_READY") == "1") Cluster.Worker.DeferReady();
             ClusterListener listener;
             try
             {

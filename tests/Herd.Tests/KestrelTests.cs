@@ -1,14 +1,12 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Reflection;
 
 namespace Herd.Tests;
 
 /// <summary>The seed's example, clustered: samples/HelloCluster run as a user runs it.</summary>
 public sealed class KestrelTests
 {
-    private static readonly string SampleDll = typeof(KestrelTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
-        .Single(a => a.Key == "HelloClusterDll").Value!;
+    private static string SampleDll => TestCluster.SampleDll;
 
     [Fact]
     public async Task HelloCluster_answers_hello_world_from_every_worker()

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Reflection;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
@@ -11,6 +12,10 @@ internal sealed class TestCluster : IAsyncDisposable
 {
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
     public static string WorkerDll { get; } = Path.Combine(AppContext.BaseDirectory, "Herd.TestWorker.dll");
+
+    /// <summary>samples/HelloCluster, built beside the tests: the Kestrel tests run it as a user would.</summary>
+    public static string SampleDll { get; } = typeof(TestCluster).Assembly.GetCustomAttributes<System.Reflection.AssemblyMetadataAttribute>()
+        .Single(a => a.Key == "HelloClusterDll").Value!;
 
     private readonly ConcurrentDictionary<int, TaskCompletionSource<ListeningAddress>> _listening = new();
     private readonly ConcurrentDictionary<int, System.Threading.Channels.Channel<ClusterMessage>> _messages = new();

@@ -24,6 +24,8 @@ internal sealed class ChildCluster : IChannelHandler
     private readonly HashSet<IAsyncDisposable> _servers = [];
     private readonly Lock _gate = new();
     private int _seq;
+    private bool _readyDeferred;
+    private int _readySignalled;
 
     private ChildCluster(int id, SafeFdHandle channelFd)
     {
@@ -38,6 +40,13 @@ internal sealed class ChildCluster : IChannelHandler
     internal bool ExitedAfterDisconnect { get; private set; }
 
     internal void Post(Action raise) => _events.Post(raise);
+
+    internal void DeferReady() => Volatile.Write(ref _readyDeferred, true);
+
+    internal void SignalReady()
+    {
+        if (Interlocked.Exchange(ref _readySignalled, 1) == 0) _channel.SendInternal(new InternalMessage { Act = Acts.Ready });
+    }
 
     /// <summary>Becomes a worker if this process was forked as one; clears the variables so grandchildren are not.</summary>
     public static ChildCluster? TryStart()
@@ -130,6 +139,7 @@ internal sealed class ChildCluster : IChannelHandler
         {
             Act = Acts.Listening, Address = address.Address, Port = address.Port, AddressType = AddressKey.Of(local, udp).AddressType,
         });
+        if (!Volatile.Read(ref _readyDeferred)) SignalReady();
     }
 
     private void Track(IAsyncDisposable server)

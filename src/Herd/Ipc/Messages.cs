@@ -28,6 +28,9 @@ internal static class Acts
     public const string Close = "close";
     public const string Disconnect = "disconnect";
     public const string ExitedAfterDisconnect = "exitedAfterDisconnect";
+
+    /// <summary>Herd's own act: the worker is ready for traffic (listening on all it will listen on, app started).</summary>
+    public const string Ready = "ready";
 }
 
 /// <summary>

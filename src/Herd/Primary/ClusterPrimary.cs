@@ -263,6 +263,9 @@ public sealed class ClusterPrimary : IAsyncDisposable
                 worker.ExitedAfterDisconnect = true;
                 worker.Channel.SendInternal(new InternalMessage { Ack = message.Seq });
                 break;
+            case Acts.Ready:
+                worker.SetReady();
+                break;
             default:
                 Drop(worker, $"an unknown or incomplete act '{message.Act}'");
                 break;

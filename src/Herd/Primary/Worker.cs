@@ -12,6 +12,7 @@ public sealed class Worker : IChannelHandler
 {
     private readonly ClusterPrimary _primary;
     private readonly TaskCompletionSource<WorkerExit> _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _exitedAfterDisconnect; // 0 unknown, 1 false, 2 true: a bool? that reads and writes atomically
     private volatile bool _dead;
 
@@ -50,6 +51,12 @@ public sealed class Worker : IChannelHandler
 
     /// <summary>Completes with how the process ended.</summary>
     public Task<WorkerExit> Exited => _exited.Task;
+
+    /// <summary>
+    /// Completes when the worker is ready for traffic: after its first server listens, or, in a worker that deferred
+    /// readiness (Kestrel through Herd.AspNetCore does), when the app says so. Never completes if the worker dies first.
+    /// </summary>
+    public Task Ready => _ready.Task;
 
     internal Ipc.Channel Channel { get; }
 
@@ -95,6 +102,8 @@ public sealed class Worker : IChannelHandler
     public override string ToString() => $"worker {Id} (pid {Process.Id}, {State})";
 
     internal void MarkDead() => _dead = true;
+
+    internal void SetReady() => _ready.TrySetResult();
 
     internal void SetExited(WorkerExit exit) => _exited.TrySetResult(exit);
 

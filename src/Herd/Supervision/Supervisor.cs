@@ -1,0 +1,209 @@
+using System.Diagnostics;
+
+namespace Herd;
+
+/// <summary>
+/// Keeps a primary's workers up, as PM2 or Gunicorn would: restarts a worker that dies, with exponential backoff,
+/// and stops when they crash in a loop; replaces workers one batch at a time with zero downtime, retiring an old
+/// worker only once its replacement is ready, and keeping it when the replacement never is; stops gracefully,
+/// killing whatever outlasts <see cref="SupervisorOptions.KillTimeout"/>.
+/// </summary>
+public sealed class Supervisor : IAsyncDisposable
+{
+    private readonly ClusterPrimary _primary;
+    private readonly SupervisorOptions _options;
+    private readonly Lock _gate = new();
+    private readonly Dictionary<Worker, long> _managed = []; // worker → when it was forked (Stopwatch timestamp)
+    private readonly SemaphoreSlim _changing = new(1, 1);    // one reload, scale or stop at a time
+    private TimeSpan _nextDelay;
+    private int _unstableRestarts;
+
+    /// <summary>Supervises <paramref name="primary"/>'s workers.</summary>
+    public Supervisor(ClusterPrimary primary, SupervisorOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(primary);
+        _primary = primary;
+        _options = options ?? new SupervisorOptions();
+        _options.Validate();
+        _nextDelay = _options.RestartDelay;
+        _primary.Exit += OnExit;
+    }
+
+    /// <summary>Where the supervisor is.</summary>
+    public SupervisorState State { get; private set; }
+
+    /// <summary>The workers it keeps.</summary>
+    public IReadOnlyCollection<Worker> Workers
+    {
+        get
+        {
+            lock (_gate) return [.. _managed.Keys];
+        }
+    }
+
+    /// <summary>How many workers it has restarted after an unexpected exit.</summary>
+    public int Restarts { get; private set; }
+
+    /// <summary>A worker died unexpectedly and will be replaced after the delay given.</summary>
+    public event Action<Worker, WorkerExit, TimeSpan>? Restarting;
+
+    /// <summary>Workers crashed <see cref="SupervisorOptions.MaxRestarts"/> times in a row; the supervisor gave up on them.</summary>
+    public event Action<string>? Errored;
+
+    /// <summary>Forks the workers and waits until every one is ready.</summary>
+    /// <exception cref="TimeoutException">A worker was not ready within <see cref="SupervisorOptions.ReadyTimeout"/>.</exception>
+    public async Task StartAsync(CancellationToken cancellationToken = default)
+    {
+        lock (_gate)
+        {
+            if (State != SupervisorState.Idle) throw new InvalidOperationException($"The supervisor is {State}.");
+            State = SupervisorState.Running;
+        }
+        await WhenReadyAsync([.. Enumerable.Range(0, _options.Workers).Select(_ => Spawn())], cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Replaces every worker, <see cref="SupervisorOptions.ReloadBatchSize"/> at a time: forks the new ones, waits
+    /// until they are ready, then disconnects the old ones gracefully. Connections keep flowing throughout.
+    /// </summary>
+    /// <exception cref="ReloadFailedException">A new worker was not ready in time; it was killed and the old ones kept.</exception>
+    public async Task ReloadAsync(CancellationToken cancellationToken = default)
+    {
+        await _changing.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            foreach (var batch in Workers.Chunk(_options.ReloadBatchSize))
+            {
+                var fresh = batch.Select(_ => Spawn()).ToArray();
+                try
+                {
+                    await WhenReadyAsync(fresh, cancellationToken).ConfigureAwait(false);
+                }
+                catch (TimeoutException)
+                {
+                    await Task.WhenAll(fresh.Select(RetireAsync)).ConfigureAwait(false);
+                    throw new ReloadFailedException(
+                        $"A new worker was not ready within {_options.ReadyTimeout.TotalSeconds:0.#} s; it was stopped and the old workers kept.");
+                }
+                await Task.WhenAll(batch.Select(RetireAsync)).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            _changing.Release();
+        }
+    }
+
+    /// <summary>Runs <paramref name="workers"/> workers from now on: forks the missing ones, or retires the newest extra ones gracefully.</summary>
+    public async Task ScaleAsync(int workers, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(workers);
+        await _changing.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            Worker[] current;
+            lock (_gate) current = [.. _managed.OrderBy(w => w.Value).Select(w => w.Key)];
+            if (workers > current.Length)
+                await WhenReadyAsync([.. Enumerable.Range(0, workers - current.Length).Select(_ => Spawn())], cancellationToken).ConfigureAwait(false);
+            else
+                await Task.WhenAll(current[workers..].Select(RetireAsync)).ConfigureAwait(false);
+        }
+        finally
+        {
+            _changing.Release();
+        }
+    }
+
+    /// <summary>Disconnects every worker gracefully, kills those that outlast the kill timeout, and restarts none.</summary>
+    public async Task StopAsync(CancellationToken cancellationToken = default)
+    {
+        await _changing.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            lock (_gate) State = SupervisorState.Stopped;
+            await Task.WhenAll(Workers.Select(RetireAsync)).ConfigureAwait(false);
+        }
+        finally
+        {
+            _changing.Release();
+        }
+    }
+
+    /// <summary>Stops, then lets go of the primary.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync().ConfigureAwait(false);
+        _primary.Exit -= OnExit;
+    }
+
+    private Worker Spawn()
+    {
+        var worker = _primary.Fork();
+        lock (_gate) _managed[worker] = Stopwatch.GetTimestamp();
+        return worker;
+    }
+
+    private async Task WhenReadyAsync(Worker[] workers, CancellationToken cancellationToken)
+    {
+        // A worker that dies before it is ready fails the wait at once rather than at the timeout.
+        var ready = workers.Select(w => Task.WhenAny(w.Ready, w.Exited).Unwrap().ContinueWith(t =>
+        {
+            if (!w.Ready.IsCompleted) throw new TimeoutException($"{w} exited before it was ready.");
+        }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default));
+        await Task.WhenAll(ready).WaitAsync(_options.ReadyTimeout, cancellationToken).ConfigureAwait(false);
+    }
+
+    // Graceful disconnect, then SIGKILL after the kill timeout. The worker is no longer managed: no restart.
+    private async Task RetireAsync(Worker worker)
+    {
+        lock (_gate) _managed.Remove(worker);
+        var exited = worker.DisconnectAsync();
+        if (await Task.WhenAny(exited, Task.Delay(_options.KillTimeout)).ConfigureAwait(false) != exited) worker.Kill(UnixSignal.SIGKILL);
+        await worker.Exited.ConfigureAwait(false);
+    }
+
+    private void OnExit(Worker worker, WorkerExit exit)
+    {
+        TimeSpan delay;
+        lock (_gate)
+        {
+            if (!_managed.Remove(worker, out long forkedAt) || State != SupervisorState.Running) return;
+            var uptime = Stopwatch.GetElapsedTime(forkedAt);
+            if (uptime >= _options.StableAfter)
+            {
+                _unstableRestarts = 0;
+                _nextDelay = _options.RestartDelay;
+            }
+            if (uptime < _options.MinUptime && ++_unstableRestarts > _options.MaxRestarts)
+            {
+                State = SupervisorState.Errored;
+                Errored?.Invoke($"{worker} crashed {_unstableRestarts} times in a row, each within {_options.MinUptime.TotalSeconds:0.#} s of starting ({exit}); not restarting.");
+                return;
+            }
+            delay = _nextDelay;
+            _nextDelay = TimeSpan.FromTicks(Math.Min(_nextDelay.Ticks * 2, _options.MaxRestartDelay.Ticks));
+        }
+        Restarting?.Invoke(worker, exit, delay);
+        _ = RestartAfterAsync(delay);
+    }
+
+    private async Task RestartAfterAsync(TimeSpan delay)
+    {
+        await Task.Delay(delay).ConfigureAwait(false);
+        lock (_gate)
+        {
+            if (State != SupervisorState.Running) return;
+            Restarts++;
+        }
+        try
+        {
+            Spawn();
+        }
+#pragma warning disable CA1031 // a failed fork is reported, and the supervisor carries on with the workers it has
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            HerdLog.RestartFailed(Cluster.Logger, ex);
+        }
+    }
+}

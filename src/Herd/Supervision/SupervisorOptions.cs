@@ -1,0 +1,63 @@
+namespace Herd;
+
+/// <summary>How a <see cref="Supervisor"/> keeps its workers up. Defaults follow PM2's where PM2 has one.</summary>
+public sealed record SupervisorOptions
+{
+    /// <summary>How many workers to keep running.</summary>
+    public int Workers { get; init; } = Environment.ProcessorCount;
+
+    /// <summary>The first restart's delay; each restart of an unstable worker doubles it (PM2's exponential backoff).</summary>
+    public TimeSpan RestartDelay { get; init; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>The longest delay between restarts.</summary>
+    public TimeSpan MaxRestartDelay { get; init; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>A worker that dies sooner than this after starting was unstable (PM2's min_uptime).</summary>
+    public TimeSpan MinUptime { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Unstable restarts in a row after which the supervisor stops restarting and is errored (PM2's max_restarts).</summary>
+    public int MaxRestarts { get; init; } = 15;
+
+    /// <summary>Once a worker has run this long, the backoff and the unstable count start over.</summary>
+    public TimeSpan StableAfter { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long a new worker may take to become ready before a start or reload gives up on it.</summary>
+    public TimeSpan ReadyTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long a worker may take to leave gracefully before it is killed (PM2's kill_timeout).</summary>
+    public TimeSpan KillTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How many workers a rolling reload replaces at a time.</summary>
+    public int ReloadBatchSize { get; init; } = 1;
+
+    internal void Validate()
+    {
+        if (Workers < 0) throw new ArgumentOutOfRangeException(nameof(Workers), Workers, "Workers cannot be negative.");
+        if (MaxRestarts < 0) throw new ArgumentOutOfRangeException(nameof(MaxRestarts), MaxRestarts, "MaxRestarts cannot be negative.");
+        if (ReloadBatchSize < 1) throw new ArgumentOutOfRangeException(nameof(ReloadBatchSize), ReloadBatchSize, "ReloadBatchSize must be at least 1.");
+        foreach (var (name, value) in new[] { (nameof(RestartDelay), RestartDelay), (nameof(MaxRestartDelay), MaxRestartDelay), (nameof(MinUptime), MinUptime),
+                     (nameof(StableAfter), StableAfter), (nameof(ReadyTimeout), ReadyTimeout), (nameof(KillTimeout), KillTimeout) })
+        {
+            if (value < TimeSpan.Zero) throw new ArgumentOutOfRangeException(name, value, $"{name} cannot be negative.");
+        }
+    }
+}
+
+/// <summary>Where a <see cref="Supervisor"/> is.</summary>
+public enum SupervisorState
+{
+    /// <summary>Not started.</summary>
+    Idle,
+
+    /// <summary>Keeping its workers up.</summary>
+    Running,
+
+    /// <summary>Workers crashed too often in a row; it no longer restarts them.</summary>
+    Errored,
+
+    /// <summary>Stopped, or stopping: workers are leaving and none is restarted.</summary>
+    Stopped,
+}
+
+/// <summary>A rolling reload gave up: a new worker did not become ready in time. The old workers still serve.</summary>
+public sealed class ReloadFailedException(string message) : Exception(message);
