@@ -24,6 +24,10 @@ public static class HerdWebHostBuilderExtensions
         // Registered after UseKestrel's socket transport, so Kestrel asks this factory first.
         return builder.ConfigureServices(services =>
         {
+            // From a hosting startup this runs before UseKestrel, whose TryAdd would then skip the socket transport:
+            // keep it, as the fallback for endpoints Herd does not take (named pipes, inherited handles).
+            if (!services.Any(d => d.ServiceType == typeof(IConnectionListenerFactory)))
+                services.AddSingleton<IConnectionListenerFactory, SocketTransportFactory>();
             services.AddSingleton<IConnectionListenerFactory>(provider => new HerdConnectionListenerFactory(
                 provider.GetRequiredService<IOptions<SocketTransportOptions>>(), provider.GetRequiredService<ILoggerFactory>(), options));
             services.AddHostedService<HerdWorkerLifetime>();

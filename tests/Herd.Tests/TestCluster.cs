@@ -14,8 +14,15 @@ internal sealed class TestCluster : IAsyncDisposable
     public static string WorkerDll { get; } = Path.Combine(AppContext.BaseDirectory, "Herd.TestWorker.dll");
 
     /// <summary>samples/HelloCluster, built beside the tests: the Kestrel tests run it as a user would.</summary>
-    public static string SampleDll { get; } = typeof(TestCluster).Assembly.GetCustomAttributes<System.Reflection.AssemblyMetadataAttribute>()
-        .Single(a => a.Key == "HelloClusterDll").Value!;
+    public static string SampleDll { get; } = Built("HelloClusterDll");
+
+    /// <summary>samples/PlainWebApp, an app that knows nothing of Herd.</summary>
+    public static string PlainWebAppDll { get; } = Built("PlainWebAppDll");
+
+    /// <summary>The herd command line tool.</summary>
+    public static string HerdCliDll { get; } = Built("HerdCliDll");
+
+    private static string Built(string key) => typeof(TestCluster).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == key).Value!;
 
     private readonly ConcurrentDictionary<int, TaskCompletionSource<ListeningAddress>> _listening = new();
     private readonly ConcurrentDictionary<int, System.Threading.Channels.Channel<ClusterMessage>> _messages = new();

@@ -1,0 +1,68 @@
+// herd: run any .NET server clustered, keep it up, reload it with zero downtime.
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Herd.Cli;
+
+var name = new Option<string>("--name") { Description = "Which app: several can run, each under its own name.", DefaultValueFactory = _ => "default" };
+
+var instances = new Option<string>("--instances", "-i") { Description = "Workers to run: a number, or max for one per CPU.", DefaultValueFactory = _ => "max" };
+var command = new Argument<string[]>("command") { Description = "The server to run, after --: dotnet MyApp.dll [args]", Arity = ArgumentArity.OneOrMore };
+var run = new Command("run", "Run a server clustered, in the foreground.") { instances, name, command };
+run.SetAction(async (result, cancellationToken) =>
+{
+    var count = result.GetValue(instances)!;
+    int workers = count == "max" ? Environment.ProcessorCount : int.TryParse(count, CultureInfo.InvariantCulture, out int n) && n > 0 ? n
+        : throw new ArgumentException($"--instances must be a positive number or max, not '{count}'.");
+    return await RunCommand.RunAsync(workers, result.GetValue(name)!, result.GetValue(command)!, cancellationToken);
+});
+
+var json = new Option<bool>("--json") { Description = "Print a JSON array." };
+var ls = new Command("ls", "List the workers of a running app.") { name, json };
+ls.SetAction(async (result, cancellationToken) =>
+{
+    var response = await Send(result, new ControlRequest("ls"), cancellationToken);
+    if (response.Workers is not { } workers) return 1;
+    if (result.GetValue(json))
+    {
+        Console.WriteLine(JsonSerializer.Serialize(workers, ControlJson.Default.WorkerInfoArray));
+        return 0;
+    }
+    Console.WriteLine($"{"id",4} {"pid",8} {"state",-10} {"uptime",9} {"restarts",8} {"cpu",8} {"memory",9}");
+    foreach (var w in workers)
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{w.Id,4} {w.Pid,8} {w.State,-10} {w.UptimeSeconds,8:0}s {w.Restarts,8} {w.CpuSeconds,7:0.0}s {w.MemoryBytes / 1048576.0,7:0.0}MB"));
+    return 0;
+});
+
+var reload = new Command("reload", "Replace every worker, with zero downtime.") { name };
+reload.SetAction((result, cancellationToken) => Act(result, new ControlRequest("reload"), cancellationToken));
+
+var stop = new Command("stop", "Stop the app gracefully.") { name };
+stop.SetAction((result, cancellationToken) => Act(result, new ControlRequest("stop"), cancellationToken));
+
+var target = new Argument<string>("count") { Description = "N, +N or -N workers." };
+var scale = new Command("scale", "Run N workers, or N more or fewer.") { target, name };
+scale.SetAction((result, cancellationToken) =>
+{
+    var text = result.GetValue(target)!;
+    string? sign = text[0] is '+' or '-' ? text[..1] : null;
+    if (!int.TryParse(sign is null ? text : text[1..], CultureInfo.InvariantCulture, out int count) || count < 0)
+    {
+        Console.Error.WriteLine($"herd: scale takes N, +N or -N, not '{text}'");
+        return Task.FromResult(2);
+    }
+    return Act(result, new ControlRequest("scale", count, sign), cancellationToken);
+});
+
+var root = new RootCommand("herd: run any .NET server clustered, keep it up, reload it with zero downtime.") { run, ls, reload, stop, scale };
+return await root.Parse(args).InvokeAsync();
+
+async Task<ControlResponse> Send(ParseResult result, ControlRequest request, CancellationToken cancellationToken)
+{
+    var response = await ControlSocket.SendAsync(result.GetValue(name)!, request, cancellationToken);
+    if (!response.Ok) Console.Error.WriteLine($"herd: {response.Error}");
+    return response;
+}
+
+async Task<int> Act(ParseResult result, ControlRequest request, CancellationToken cancellationToken) =>
+    (await Send(result, request, cancellationToken)).Ok ? 0 : 1;

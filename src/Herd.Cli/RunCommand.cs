@@ -1,0 +1,200 @@
+using System.Globalization;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+
+namespace Herd.Cli;
+
+/// <summary>
+/// <c>herd run</c>: the primary, in the foreground. Forks the command's workers under a <see cref="Supervisor"/>,
+/// clusters an unmodified ASP.NET Core app through the startup hook, answers the control socket, and takes
+/// signals: TERM and INT stop gracefully, HUP reloads, TTIN and TTOU add and remove a worker.
+/// </summary>
+internal sealed class RunCommand
+{
+    private const string StartupHooks = "DOTNET_STARTUP_HOOKS";
+
+    private readonly Supervisor _supervisor;
+    private readonly ClusterPrimary _primary;
+    private readonly TaskCompletionSource<int> _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private RunCommand(ClusterPrimary primary, Supervisor supervisor)
+    {
+        _primary = primary;
+        _supervisor = supervisor;
+    }
+
+    public static async Task<int> RunAsync(int workers, string name, string[] command, CancellationToken cancellationToken)
+    {
+        var hook = Path.Combine(AppContext.BaseDirectory, "Herd.StartupHook.dll");
+        var hooks = Environment.GetEnvironmentVariable(StartupHooks);
+        var primary = new ClusterPrimary(new ClusterSettings
+        {
+            Exec = command[0],
+            Args = command[1..],
+            Environment = new Dictionary<string, string?> { [StartupHooks] = string.IsNullOrEmpty(hooks) ? hook : $"{hooks}{Path.PathSeparator}{hook}" },
+        });
+        await using var supervisor = new Supervisor(primary, new SupervisorOptions { Workers = workers });
+        var run = new RunCommand(primary, supervisor);
+        using var control = ControlSocket.Listen(ControlSocket.PathFor(name));
+        var path = ControlSocket.PathFor(name);
+        try
+        {
+            supervisor.Errored += reason =>
+            {
+                Console.Error.WriteLine($"herd: {reason}");
+                run._stopped.TrySetResult(1);
+            };
+            supervisor.Restarting += (worker, exit, delay) =>
+                Console.Error.WriteLine($"herd: worker {worker.Id} (pid {worker.Process.Id}) died ({exit}); restarting in {delay.TotalMilliseconds:0} ms");
+            using var signals = run.HandleSignals();
+            _ = run.ServeControlAsync(control);
+            await supervisor.StartAsync(cancellationToken);
+            Console.Error.WriteLine($"herd: {name} running, {workers} worker(s), pids {string.Join(' ', supervisor.Workers.Select(w => w.Process.Id))}");
+            int code = await run._stopped.Task.WaitAsync(cancellationToken);
+            await supervisor.StopAsync(CancellationToken.None);
+            return code;
+        }
+        finally
+        {
+            File.Delete(path);
+            await primary.DisposeAsync();
+        }
+    }
+
+    private CompositeDisposable HandleSignals() => new(
+        PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop),
+        PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop),
+        PosixSignalRegistration.Create(PosixSignal.SIGHUP, context => Handle(context, () => _supervisor.ReloadAsync())),
+        PosixSignalRegistration.Create(PosixSignal.SIGTTIN, context => Handle(context, () => _supervisor.ScaleAsync(_supervisor.Workers.Count + 1))),
+        PosixSignalRegistration.Create(PosixSignal.SIGTTOU, context => Handle(context, () => _supervisor.ScaleAsync(Math.Max(0, _supervisor.Workers.Count - 1)))));
+
+    private void Stop(PosixSignalContext context)
+    {
+        context.Cancel = true;
+        _stopped.TrySetResult(0);
+    }
+
+    private static void Handle(PosixSignalContext context, Func<Task> action)
+    {
+        context.Cancel = true;
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                await action();
+            }
+            catch (Exception ex) when (ex is ReloadFailedException or InvalidOperationException)
+            {
+                Console.Error.WriteLine($"herd: {ex.Message}");
+            }
+        });
+    }
+
+    private async Task ServeControlAsync(Socket control)
+    {
+        while (true)
+        {
+            Socket connection;
+            try
+            {
+                connection = await control.AcceptAsync();
+            }
+            catch (Exception ex) when (ex is ObjectDisposedException or SocketException)
+            {
+                return;
+            }
+            _ = AnswerAsync(connection);
+        }
+    }
+
+    private async Task AnswerAsync(Socket connection)
+    {
+        using var _ = connection;
+        ControlResponse response;
+        try
+        {
+            if (ControlSocket.PeerUid(connection) != Native.Libc.GetUid())
+            {
+                response = new ControlResponse(false, "refused: the control socket answers only the user who runs the app");
+            }
+            else
+            {
+                var request = await ControlSocket.ReadRequestAsync(connection, CancellationToken.None);
+                response = request is null ? new ControlResponse(false, "empty request") : await ExecuteAsync(request);
+            }
+        }
+        catch (Exception ex) when (ex is System.Text.Json.JsonException or IOException or SocketException)
+        {
+            response = new ControlResponse(false, $"bad request: {ex.Message}");
+        }
+        try
+        {
+            await ControlSocket.WriteAsync(connection, response, ControlJson.Default.ControlResponse);
+        }
+        catch (SocketException)
+        {
+            // the client went away
+        }
+    }
+
+    private async Task<ControlResponse> ExecuteAsync(ControlRequest request)
+    {
+        try
+        {
+            switch (request.Command)
+            {
+                case "ls":
+                    return new ControlResponse(true, Workers: [.. _supervisor.Workers.OrderBy(w => w.Id).Select(Describe)]);
+                case "reload":
+                    await _supervisor.ReloadAsync();
+                    return new ControlResponse(true);
+                case "scale" when request.Count is int count:
+                    int target = request.Sign switch { "+" => _supervisor.Workers.Count + count, "-" => _supervisor.Workers.Count - count, _ => count };
+                    if (target < 0) return new ControlResponse(false, $"cannot scale to {target} workers");
+                    await _supervisor.ScaleAsync(target);
+                    return new ControlResponse(true);
+                case "stop":
+                    _stopped.TrySetResult(0);
+                    return new ControlResponse(true);
+                default:
+                    return new ControlResponse(false, $"unknown command '{request.Command}'");
+            }
+        }
+        catch (ReloadFailedException ex)
+        {
+            return new ControlResponse(false, ex.Message);
+        }
+    }
+
+    private WorkerInfo Describe(Worker worker)
+    {
+        var (cpu, memory) = Usage(worker.Process.Id);
+        double uptime = worker.IsDead ? 0 : (DateTime.Now - worker.Process.StartTime).TotalSeconds;
+        return new WorkerInfo(worker.Id, worker.Process.Id, worker.State.ToString().ToLowerInvariant(), Math.Round(uptime, 1), _supervisor.Restarts, cpu, memory);
+    }
+
+    // CPU seconds and resident bytes, from /proc.
+    private static (double Cpu, long Memory) Usage(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            double cpu = (double.Parse(fields[11], CultureInfo.InvariantCulture) + double.Parse(fields[12], CultureInfo.InvariantCulture)) / 100;
+            long pages = long.Parse(File.ReadAllText($"/proc/{pid}/statm").Split(' ')[1], CultureInfo.InvariantCulture);
+            return (cpu, pages * Environment.SystemPageSize);
+        }
+        catch (IOException)
+        {
+            return (0, 0);
+        }
+    }
+
+    private sealed class CompositeDisposable(params IDisposable[] items) : IDisposable
+    {
+        public void Dispose()
+        {
+            foreach (var item in items) item.Dispose();
+        }
+    }
+}

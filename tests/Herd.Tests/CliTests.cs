@@ -1,0 +1,194 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+
+namespace Herd.Tests;
+
+/// <summary>The herd tool end to end, against samples/PlainWebApp, which knows nothing of Herd.</summary>
+public sealed class CliTests
+{
+    [Fact]
+    public async Task Run_clusters_an_unmodified_app_and_ls_lists_its_workers()
+    {
+        await using var herd = await HerdRun.StartAsync(workers: 2);
+        var pids = await herd.PidsServingAsync(20);
+        Assert.Equal(2, pids.Count);
+
+        var (code, output) = await HerdRun.CliAsync("ls", "--json", "--name", herd.Name);
+        Assert.Equal(0, code);
+        var listed = JsonDocument.Parse(output).RootElement.EnumerateArray().ToList();
+        Assert.Equal(pids.Order(), listed.Select(w => w.GetProperty("pid").GetInt32()).Order());
+        Assert.All(listed, w => Assert.Equal("listening", w.GetProperty("state").GetString()));
+        Assert.All(listed, w => Assert.True(w.GetProperty("id").GetInt32() > 0));
+    }
+
+    [Fact]
+    public async Task Reload_under_load_fails_no_request_and_replaces_every_pid()
+    {
+        await using var herd = await HerdRun.StartAsync(workers: 2);
+        var before = await herd.PidsServingAsync(20);
+        var failures = new ConcurrentQueue<Exception>();
+        int sent = 0;
+        using var stop = new CancellationTokenSource();
+        var clients = Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                try
+                {
+                    await herd.GetPidAsync();
+                }
+                catch (HttpRequestException ex)
+                {
+                    failures.Enqueue(ex);
+                }
+                Interlocked.Increment(ref sent);
+            }
+        })).ToArray();
+
+        var (code, _) = await HerdRun.CliAsync("reload", "--name", herd.Name);
+        var after = (await herd.LsAsync()).ToHashSet();
+        var clock = Stopwatch.StartNew(); // the old workers drain; then only the new ones serve
+        while (!(await herd.PidsServingAsync(10)).IsSubsetOf(after) && clock.Elapsed < TestCluster.Timeout) { }
+        stop.Cancel();
+        await Task.WhenAll(clients).WaitAsync(TestCluster.Timeout);
+
+        Assert.Equal(0, code);
+        Assert.Empty(failures);
+        Assert.True(sent > 0);
+        Assert.Equal(2, after.Count);
+        Assert.Empty(before.Intersect(after));
+    }
+
+    [Fact]
+    public async Task Scale_to_three_then_to_one()
+    {
+        await using var herd = await HerdRun.StartAsync(workers: 1);
+        Assert.Equal(0, (await HerdRun.CliAsync("scale", "3", "--name", herd.Name)).Code);
+        Assert.Equal(3, (await herd.LsAsync()).Count);
+        Assert.Equal(0, (await HerdRun.CliAsync("scale", "-2", "--name", herd.Name)).Code);
+        Assert.Single(await herd.LsAsync());
+        Assert.Equal(2, (await HerdRun.CliAsync("scale", "x3", "--name", herd.Name)).Code);
+    }
+
+    [Fact]
+    public async Task A_worker_killed_with_sigkill_is_replaced()
+    {
+        await using var herd = await HerdRun.StartAsync(workers: 2);
+        var victim = (await herd.LsAsync())[0];
+        Assert.True(Native.Fd.Kill(victim, (int)UnixSignal.SIGKILL));
+        var clock = Stopwatch.StartNew();
+        List<int> now;
+        do now = await herd.LsAsync();
+        while ((now.Contains(victim) || now.Count < 2) && clock.Elapsed < TestCluster.Timeout);
+        Assert.DoesNotContain(victim, now);
+        Assert.Equal(2, now.Count);
+        Assert.Contains(herd.Errors, line => line.Contains($"pid {victim}) died (SIGKILL)", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task The_control_socket_refuses_another_user()
+    {
+        if (Native.Libc.GetUid() != 0) return; // needs root to become nobody, as CI has
+        await using var herd = await HerdRun.StartAsync(workers: 1);
+        var socket = Path.Combine("/tmp", "herd-0", herd.Name + ".sock");
+        Assert.True(File.Exists(socket));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(socket));
+
+        var (code, output) = await HerdRun.RunAsync(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "env", "XDG_RUNTIME_DIR=/tmp/herd-0",
+            "dotnet", TestCluster.HerdCliDll, "ls", "--json", "--name", herd.Name]);
+        Assert.NotEqual(0, code);
+        Assert.DoesNotContain("pid", output, StringComparison.Ordinal);
+        Assert.Single(await herd.LsAsync()); // and the app is none the worse
+    }
+
+    /// <summary>A `herd run` of PlainWebApp in the background, stopped and cleaned up on dispose.</summary>
+    private sealed class HerdRun : IAsyncDisposable
+    {
+        private readonly Process _process;
+        private readonly HttpClient _http = new() { Timeout = TestCluster.Timeout };
+        private readonly ConcurrentQueue<string> _errors = new();
+        private readonly TaskCompletionSource _running = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        private HerdRun(string name, int port)
+        {
+            Name = name;
+            Uri = new Uri($"http://127.0.0.1:{port}/pid");
+            _http.DefaultRequestHeaders.ConnectionClose = true;
+            var start = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+            foreach (var arg in new[] { TestCluster.HerdCliDll, "run", "-i", "0", "--name", name, "--", "dotnet", TestCluster.PlainWebAppDll, "--urls", $"http://127.0.0.1:{port}" })
+                start.ArgumentList.Add(arg);
+            start.Environment.Remove("XDG_RUNTIME_DIR");
+            _process = new Process { StartInfo = start };
+            _process.ErrorDataReceived += (_, e) =>
+            {
+                if (e.Data is null) return;
+                _errors.Enqueue(e.Data);
+                if (e.Data.Contains(" running, ", StringComparison.Ordinal)) _running.TrySetResult();
+            };
+            _process.OutputDataReceived += (_, _) => { };
+        }
+
+        public string Name { get; }
+
+        public Uri Uri { get; }
+
+        public IReadOnlyCollection<string> Errors => _errors;
+
+        public static async Task<HerdRun> StartAsync(int workers)
+        {
+            var run = new HerdRun("test-" + Guid.NewGuid().ToString("N")[..8], Ports.Free());
+            run._process.StartInfo.ArgumentList[3] = workers.ToString(CultureInfo.InvariantCulture);
+            run._process.Start();
+            run._process.BeginErrorReadLine();
+            run._process.BeginOutputReadLine();
+            await Task.WhenAny(run._running.Task, run._process.WaitForExitAsync()).WaitAsync(TestCluster.Timeout);
+            Assert.True(run._running.Task.IsCompleted, string.Join('\n', run._errors));
+            return run;
+        }
+
+        public async Task<int> GetPidAsync() => int.Parse(await _http.GetStringAsync(Uri), CultureInfo.InvariantCulture);
+
+        public async Task<HashSet<int>> PidsServingAsync(int requests)
+        {
+            var pids = new HashSet<int>();
+            for (int i = 0; i < requests; i++) pids.Add(await GetPidAsync());
+            return pids;
+        }
+
+        public async Task<List<int>> LsAsync()
+        {
+            var (code, output) = await CliAsync("ls", "--json", "--name", Name);
+            Assert.Equal(0, code);
+            return [.. JsonDocument.Parse(output).RootElement.EnumerateArray().Select(w => w.GetProperty("pid").GetInt32())];
+        }
+
+        public static Task<(int Code, string Output)> CliAsync(params string[] args) => RunAsync(["dotnet", TestCluster.HerdCliDll, .. args]);
+
+        public static async Task<(int Code, string Output)> RunAsync(string[] command)
+        {
+            var start = new ProcessStartInfo(command[0]) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            foreach (var arg in command[1..]) start.ArgumentList.Add(arg);
+            start.Environment.Remove("XDG_RUNTIME_DIR");
+            using var process = Process.Start(start)!;
+            var output = process.StandardOutput.ReadToEndAsync();
+            var errors = process.StandardError.ReadToEndAsync();
+            await process.WaitForExitAsync().WaitAsync(TestCluster.Timeout);
+            return (process.ExitCode, await output + await errors);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            _http.Dispose();
+            if (!_process.HasExited)
+            {
+                Native.Fd.Kill(_process.Id, (int)UnixSignal.SIGTERM);
+                await Task.WhenAny(_process.WaitForExitAsync(), Task.Delay(TestCluster.Timeout));
+                if (!_process.HasExited) _process.Kill(entireProcessTree: true);
+            }
+            Assert.Equal(0, _process.ExitCode);
+            _process.Dispose();
+        }
+    }
+}
