@@ -54,7 +54,11 @@ scale.SetAction((result, cancellationToken) =>
     return Act(result, new ControlRequest("scale", count, sign), cancellationToken);
 });
 
-var root = new RootCommand("herd: run any .NET server clustered, keep it up, reload it with zero downtime.") { run, ls, reload, stop, scale };
+var id = new Argument<int>("id") { Description = "The worker's id, as herd ls shows it." };
+var restart = new Command("restart", "Replace one worker, with zero downtime.") { id, name };
+restart.SetAction((result, cancellationToken) => Act(result, new ControlRequest("restart", result.GetValue(id)), cancellationToken));
+
+var root = new RootCommand("herd: run any .NET server clustered, keep it up, reload it with zero downtime.") { run, ls, reload, restart, stop, scale };
 return await root.Parse(args).InvokeAsync();
 
 async Task<ControlResponse> Send(ParseResult result, ControlRequest request, CancellationToken cancellationToken)

@@ -153,6 +153,11 @@ internal sealed class RunCommand
                     if (target < 0) return new ControlResponse(false, $"cannot scale to {target} workers");
                     await _supervisor.ScaleAsync(target);
                     return new ControlResponse(true);
+                case "restart" when request.Count is int id:
+                    var worker = _supervisor.Workers.FirstOrDefault(w => w.Id == id);
+                    if (worker is null) return new ControlResponse(false, $"no worker {id}");
+                    await _supervisor.RestartAsync(worker);
+                    return new ControlResponse(true);
                 case "stop":
                     _stopped.TrySetResult(0);
                     return new ControlResponse(true);

@@ -73,6 +73,19 @@ public sealed class CliTests
     }
 
     [Fact]
+    public async Task Restart_replaces_one_worker()
+    {
+        await using var herd = await HerdRun.StartAsync(workers: 2);
+        var before = await herd.LsAsync();
+        Assert.Equal(0, (await HerdRun.CliAsync("restart", "1", "--name", herd.Name)).Code);
+        var after = await herd.LsAsync();
+        Assert.Equal(2, after.Count);
+        Assert.DoesNotContain(before[0], after);
+        Assert.Contains(before[1], after);
+        Assert.Equal(1, (await HerdRun.CliAsync("restart", "99", "--name", herd.Name)).Code);
+    }
+
+    [Fact]
     public async Task A_worker_killed_with_sigkill_is_replaced()
     {
         await using var herd = await HerdRun.StartAsync(workers: 2);

@@ -67,12 +67,24 @@ public sealed class Supervisor : IAsyncDisposable
     /// until they are ready, then disconnects the old ones gracefully. Connections keep flowing throughout.
     /// </summary>
     /// <exception cref="ReloadFailedException">A new worker was not ready in time; it was killed and the old ones kept.</exception>
-    public async Task ReloadAsync(CancellationToken cancellationToken = default)
+    public Task ReloadAsync(CancellationToken cancellationToken = default) => ReplaceAsync(Workers, cancellationToken);
+
+    /// <summary>Replaces one worker the same way: its replacement must be ready before it leaves.</summary>
+    /// <exception cref="ArgumentException">The supervisor does not keep that worker.</exception>
+    /// <exception cref="ReloadFailedException">The replacement was not ready in time; the worker was kept.</exception>
+    public Task RestartAsync(Worker worker, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(worker);
+        if (!Workers.Contains(worker)) throw new ArgumentException($"{worker} is not one of this supervisor's workers.", nameof(worker));
+        return ReplaceAsync([worker], cancellationToken);
+    }
+
+    private async Task ReplaceAsync(IEnumerable<Worker> workers, CancellationToken cancellationToken)
     {
         await _changing.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            foreach (var batch in Workers.Chunk(_options.ReloadBatchSize))
+            foreach (var batch in workers.Chunk(_options.ReloadBatchSize))
             {
                 var fresh = batch.Select(_ => Spawn()).ToArray();
                 try
