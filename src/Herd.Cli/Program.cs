@@ -6,15 +6,28 @@ using Herd.Cli;
 
 var name = new Option<string>("--name") { Description = "Which app: several can run, each under its own name.", DefaultValueFactory = _ => "default" };
 
-var instances = new Option<string>("--instances", "-i") { Description = "Workers to run: a number, or max for one per CPU.", DefaultValueFactory = _ => "max" };
-var command = new Argument<string[]>("command") { Description = "The server to run, after --: dotnet MyApp.dll [args]", Arity = ArgumentArity.OneOrMore };
-var run = new Command("run", "Run a server clustered, in the foreground.") { instances, name, command };
+var instances = new Option<string>("--instances", "-i") { Description = "Workers to run: a number, or max for one per CPU (the container's quota counts). Default: max." };
+var config = new Option<string>("--config") { Description = "A herd.json file; the command line overrides it." };
+var command = new Argument<string[]>("command") { Description = "The server to run, after --: dotnet MyApp.dll [args]", Arity = ArgumentArity.ZeroOrMore };
+var run = new Command("run", "Run a server clustered, in the foreground.") { instances, name, config, command };
 run.SetAction(async (result, cancellationToken) =>
 {
-    var count = result.GetValue(instances)!;
-    int workers = count == "max" ? Environment.ProcessorCount : int.TryParse(count, CultureInfo.InvariantCulture, out int n) && n > 0 ? n
-        : throw new ArgumentException($"--instances must be a positive number or max, not '{count}'.");
-    return await RunCommand.RunAsync(workers, result.GetValue(name)!, result.GetValue(command)!, cancellationToken);
+    try
+    {
+        var file = result.GetValue(config) is { } path ? HerdConfig.Load(path) : new HerdConfig();
+        string[] program = result.GetValue(command) is { Length: > 0 } given ? given : file.Command ?? [];
+        if (program.Length == 0) throw new ConfigException("no command to run: give one after --, or \"command\" in herd.json.");
+        int workers = result.GetValue(instances) is { } count ? HerdConfig.ParseInstances(count, "--instances")
+            : file.Instances is { } fromFile ? HerdConfig.ParseInstances(fromFile.ToString(), "instances")
+            : Environment.ProcessorCount;
+        var appName = result.GetResult(name) is { Implicit: false } ? result.GetValue(name)! : file.Name ?? result.GetValue(name)!;
+        return await RunCommand.RunAsync(appName, program, file.ToOptions(workers), cancellationToken);
+    }
+    catch (ConfigException ex)
+    {
+        Console.Error.WriteLine($"herd: {ex.Message}");
+        return 2;
+    }
 });
 
 var json = new Option<bool>("--json") { Description = "Print a JSON array." };

@@ -23,7 +23,7 @@ internal sealed class RunCommand
         _supervisor = supervisor;
     }
 
-    public static async Task<int> RunAsync(int workers, string name, string[] command, CancellationToken cancellationToken)
+    public static async Task<int> RunAsync(string name, string[] command, SupervisorOptions options, CancellationToken cancellationToken)
     {
         var hook = Path.Combine(AppContext.BaseDirectory, "Herd.StartupHook.dll");
         var hooks = Environment.GetEnvironmentVariable(StartupHooks);
@@ -33,7 +33,7 @@ internal sealed class RunCommand
             Args = command[1..],
             Environment = new Dictionary<string, string?> { [StartupHooks] = string.IsNullOrEmpty(hooks) ? hook : $"{hooks}{Path.PathSeparator}{hook}" },
         });
-        await using var supervisor = new Supervisor(primary, new SupervisorOptions { Workers = workers });
+        await using var supervisor = new Supervisor(primary, options);
         var run = new RunCommand(primary, supervisor);
         using var control = ControlSocket.Listen(ControlSocket.PathFor(name));
         var path = ControlSocket.PathFor(name);
@@ -49,7 +49,7 @@ internal sealed class RunCommand
             using var signals = run.HandleSignals();
             _ = run.ServeControlAsync(control);
             await supervisor.StartAsync(cancellationToken);
-            Console.Error.WriteLine($"herd: {name} running, {workers} worker(s), pids {string.Join(' ', supervisor.Workers.Select(w => w.Process.Id))}");
+            Console.Error.WriteLine($"herd: {name} running, {options.Workers} worker(s), pids {string.Join(' ', supervisor.Workers.Select(w => w.Process.Id))}");
             int code = await run._stopped.Task.WaitAsync(cancellationToken);
             await supervisor.StopAsync(CancellationToken.None);
             return code;

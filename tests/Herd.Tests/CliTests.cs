@@ -72,6 +72,27 @@ public sealed class CliTests
         Assert.Equal(2, (await HerdRun.CliAsync("scale", "x3", "--name", herd.Name)).Code);
     }
 
+    [Theory]
+    [InlineData("""{ "instances": 2, "killTimeut": 100 }""", "killTimeut")]
+    [InlineData("""{ "killTimeout": "soon" }""", "killTimeout")]
+    [InlineData("""{ "killTimeout": -5 }""", "killTimeout")]
+    [InlineData("""{ "instances": "many" }""", "instances")]
+    public async Task A_bad_config_file_is_an_error_that_names_the_key(string json, string key)
+    {
+        var file = Path.GetTempFileName();
+        try
+        {
+            await File.WriteAllTextAsync(file, json);
+            var (code, output) = await HerdRun.CliAsync("run", "--config", file, "--", "dotnet", TestCluster.PlainWebAppDll);
+            Assert.Equal(2, code);
+            Assert.Contains(key, output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
     [Fact]
     public async Task Restart_replaces_one_worker()
     {

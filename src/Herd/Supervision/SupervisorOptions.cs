@@ -30,7 +30,8 @@ public sealed record SupervisorOptions
     /// <summary>How many workers a rolling reload replaces at a time.</summary>
     public int ReloadBatchSize { get; init; } = 1;
 
-    internal void Validate()
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/>, naming the option, for a value out of range.</summary>
+    public void Validate()
     {
         if (Workers < 0) throw new ArgumentOutOfRangeException(nameof(Workers), Workers, "Workers cannot be negative.");
         if (MaxRestarts < 0) throw new ArgumentOutOfRangeException(nameof(MaxRestarts), MaxRestarts, "MaxRestarts cannot be negative.");

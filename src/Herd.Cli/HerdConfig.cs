@@ -1,0 +1,80 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Herd.Cli;
+
+/// <summary>
+/// herd.json: everything <c>herd run</c> takes, durations in milliseconds. The command line overrides it; a key
+/// it does not know, or a value of the wrong kind, is an error that names it.
+/// </summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+internal sealed record HerdConfig
+{
+    public string? Name { get; init; }
+    public JsonElement? Instances { get; init; }
+    public string[]? Command { get; init; }
+    public int? KillTimeout { get; init; }
+    public int? ReadyTimeout { get; init; }
+    public int? RestartDelay { get; init; }
+    public int? MaxRestartDelay { get; init; }
+    public int? MinUptime { get; init; }
+    public int? StableAfter { get; init; }
+    public int? MaxRestarts { get; init; }
+    public int? ReloadBatchSize { get; init; }
+
+    public static HerdConfig Load(string path)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize(File.ReadAllText(path), HerdConfigJson.Default.HerdConfig) ?? new HerdConfig();
+        }
+        catch (JsonException ex)
+        {
+            var key = ex.Path is { Length: > 2 } at ? at[2..] : null;
+            var problem = ex.Message.Contains("could not be mapped", StringComparison.Ordinal) ? "is not a setting herd knows"
+                : key is null ? $"is not valid JSON ({ex.Message})" : "has a value of the wrong kind";
+            throw new ConfigException($"{path}: {(key is null ? "the file" : $"'{key}'")} {problem}.");
+        }
+    }
+
+    /// <summary>The supervisor's options: these settings over the defaults.</summary>
+    public SupervisorOptions ToOptions(int workers)
+    {
+        var defaults = new SupervisorOptions();
+        var options = new SupervisorOptions
+        {
+            Workers = workers,
+            KillTimeout = Millis(KillTimeout, defaults.KillTimeout),
+            ReadyTimeout = Millis(ReadyTimeout, defaults.ReadyTimeout),
+            RestartDelay = Millis(RestartDelay, defaults.RestartDelay),
+            MaxRestartDelay = Millis(MaxRestartDelay, defaults.MaxRestartDelay),
+            MinUptime = Millis(MinUptime, defaults.MinUptime),
+            StableAfter = Millis(StableAfter, defaults.StableAfter),
+            MaxRestarts = MaxRestarts ?? defaults.MaxRestarts,
+            ReloadBatchSize = ReloadBatchSize ?? defaults.ReloadBatchSize,
+        };
+        try
+        {
+            options.Validate();
+        }
+        catch (ArgumentOutOfRangeException ex)
+        {
+            throw new ConfigException($"{JsonNamingPolicy.CamelCase.ConvertName(ex.ParamName!)}: {ex.Message.Split(" (Parameter", 2)[0]}");
+        }
+        return options;
+    }
+
+    /// <summary>The worker count: a positive number, or "max" for one per CPU the process may use (a container's CPU quota counts).</summary>
+    public static int ParseInstances(string text, string where) =>
+        text == "max" ? Environment.ProcessorCount
+        : int.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, out int n) && n > 0 ? n
+        : throw new ConfigException($"{where} must be a positive number or max, not '{text}'.");
+
+    private static TimeSpan Millis(int? value, TimeSpan fallback) => value is int ms ? TimeSpan.FromMilliseconds(ms) : fallback;
+}
+
+internal sealed class ConfigException(string message) : Exception(message);
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, ReadCommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true)]
+[JsonSerializable(typeof(HerdConfig))]
+internal sealed partial class HerdConfigJson : JsonSerializerContext;
