@@ -21,6 +21,8 @@ internal sealed record HerdConfig
     public int? StableAfter { get; init; }
     public int? MaxRestarts { get; init; }
     public int? ReloadBatchSize { get; init; }
+    public int? HeartbeatInterval { get; init; }
+    public int? HeartbeatTimeout { get; init; }
 
     public static HerdConfig Load(string path)
     {
@@ -52,6 +54,8 @@ internal sealed record HerdConfig
             StableAfter = Millis(StableAfter, defaults.StableAfter),
             MaxRestarts = MaxRestarts ?? defaults.MaxRestarts,
             ReloadBatchSize = ReloadBatchSize ?? defaults.ReloadBatchSize,
+            HeartbeatInterval = Millis(HeartbeatInterval, defaults.HeartbeatInterval),
+            HeartbeatTimeout = Millis(HeartbeatTimeout, defaults.HeartbeatTimeout),
         };
         try
         {

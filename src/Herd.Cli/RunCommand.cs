@@ -44,6 +44,8 @@ internal sealed class RunCommand
                 Console.Error.WriteLine($"herd: {reason}");
                 run._stopped.TrySetResult(1);
             };
+            supervisor.Hung += (worker, silent) =>
+                Console.Error.WriteLine($"herd: worker {worker.Id} (pid {worker.Process.Id}) answered no heartbeat for {silent.TotalSeconds:0.#} s; killed");
             supervisor.Restarting += (worker, exit, delay) =>
                 Console.Error.WriteLine($"herd: worker {worker.Id} (pid {worker.Process.Id}) died ({exit}); restarting in {delay.TotalMilliseconds:0} ms");
             using var signals = run.HandleSignals();

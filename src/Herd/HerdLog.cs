@@ -23,6 +23,9 @@ internal static partial class HerdLog
     [LoggerMessage(7, LogLevel.Error, "Restarting a worker failed.")]
     public static partial void RestartFailed(ILogger logger, Exception exception);
 
+    [LoggerMessage(8, LogLevel.Warning, "Worker {WorkerId} (pid {Pid}) answered no heartbeat for {Seconds:0.#} s: hung; killed, to be replaced.")]
+    public static partial void WorkerHung(ILogger logger, int workerId, int pid, double seconds);
+
     [LoggerMessage(6, LogLevel.Debug, "No worker left on {Key}: closed the listening socket and {Dropped} queued connection(s).")]
     public static partial void HandleClosed(ILogger logger, string key, int dropped);
 }

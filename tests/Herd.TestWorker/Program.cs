@@ -64,6 +64,12 @@ namespace Herd.TestWorker
                     case "close":
                         _ = listener.DisposeAsync().AsTask();
                         break;
+                    case "hang":
+                        // Starve the thread pool for good: every thread it may have, blocked.
+                        ThreadPool.GetMinThreads(out int workers, out int io);
+                        ThreadPool.SetMaxThreads(workers, io);
+                        for (int i = 0; i < workers * 2; i++) ThreadPool.UnsafeQueueUserWorkItem(_ => Thread.Sleep(Timeout.Infinite), null);
+                        break;
                     case "disconnect":
                         _ = Cluster.Worker.DisconnectAsync();
                         break;

@@ -38,6 +38,28 @@ public sealed class SupervisorTests
     }
 
     [Fact]
+    public async Task A_hung_worker_is_killed_and_replaced()
+    {
+        await using var cluster = new TestCluster(["serve"]);
+        var options = Quick with { HeartbeatInterval = TimeSpan.FromMilliseconds(200), HeartbeatTimeout = TimeSpan.FromSeconds(2) };
+        await using var supervisor = new Supervisor(cluster.Primary, options);
+        await supervisor.StartAsync();
+        var (hanging, healthy) = (supervisor.Workers.First(), supervisor.Workers.Last());
+        var hung = new TaskCompletionSource<Worker>(TaskCreationOptions.RunContinuationsAsynchronously);
+        supervisor.Hung += (worker, _) => hung.TrySetResult(worker);
+        var replaced = new TaskCompletionSource<Worker>(TaskCreationOptions.RunContinuationsAsynchronously);
+        cluster.Primary.Forked += w => replaced.TrySetResult(w);
+
+        hanging.Send(TestCluster.Json("""{"cmd":"hang"}"""));
+
+        Assert.Same(hanging, await hung.Task.WaitAsync(TestCluster.Timeout));
+        Assert.Equal(UnixSignal.SIGKILL, (await hanging.Exited.WaitAsync(TestCluster.Timeout)).Signal);
+        await (await replaced.Task.WaitAsync(TestCluster.Timeout)).Ready.WaitAsync(TestCluster.Timeout);
+        Assert.False(healthy.IsDead); // the one that kept answering was left alone
+        Assert.Equal(2, supervisor.Workers.Count);
+    }
+
+    [Fact]
     public async Task A_crash_loop_ends_errored_without_a_fork_bomb()
     {
         await using var cluster = new TestCluster(["exit", "1"]);

@@ -229,6 +229,12 @@ internal sealed class ChildCluster : IChannelHandler
             _ = DisconnectAsync(primaryInitiated: true);
             return;
         }
+        if (message.Act == Acts.Heartbeat)
+        {
+            // Answered from the thread pool, not this thread: a worker whose pool is starved or deadlocked stays silent.
+            ThreadPool.UnsafeQueueUserWorkItem(static channel => channel.SendInternal(new InternalMessage { Act = Acts.Heartbeat }), _channel, preferLocal: false);
+            return;
+        }
         HerdLog.DroppedMessage(Cluster.Logger, "the primary", $"an unknown act '{message.Act}'");
     }
 

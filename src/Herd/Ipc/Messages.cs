@@ -31,6 +31,9 @@ internal static class Acts
 
     /// <summary>Herd's own act: the worker is ready for traffic (listening on all it will listen on, app started).</summary>
     public const string Ready = "ready";
+
+    /// <summary>Herd's own act, both ways: the primary asks, the worker answers from its thread pool, so a worker whose pool is stuck does not.</summary>
+    public const string Heartbeat = "heartbeat";
 }
 
 /// <summary>

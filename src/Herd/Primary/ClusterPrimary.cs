@@ -264,7 +264,9 @@ public sealed class ClusterPrimary : IAsyncDisposable
                 worker.Channel.SendInternal(new InternalMessage { Ack = message.Seq });
                 break;
             case Acts.Ready:
-                worker.SetReady();
+            case Acts.Heartbeat:
+                worker.LastHeartbeat = System.Diagnostics.Stopwatch.GetTimestamp();
+                if (message.Act == Acts.Ready) worker.SetReady();
                 break;
             default:
                 Drop(worker, $"an unknown or incomplete act '{message.Act}'");

@@ -103,6 +103,11 @@ public sealed class Worker : IChannelHandler
 
     internal void MarkDead() => _dead = true;
 
+    /// <summary>When the worker last answered a heartbeat, or became ready (a Stopwatch timestamp).</summary>
+    internal long LastHeartbeat { get; set; }
+
+    internal void SendHeartbeat() => Channel.SendInternal(new InternalMessage { Act = Acts.Heartbeat });
+
     internal void SetReady() => _ready.TrySetResult();
 
     internal void SetExited(WorkerExit exit) => _exited.TrySetResult(exit);

@@ -50,6 +50,9 @@ public sealed class Supervisor : IAsyncDisposable
     /// <summary>Workers crashed <see cref="SupervisorOptions.MaxRestarts"/> times in a row; the supervisor gave up on them.</summary>
     public event Action<string>? Errored;
 
+    /// <summary>A worker stopped answering heartbeats and was killed; it is replaced like any worker that dies.</summary>
+    public event Action<Worker, TimeSpan>? Hung;
+
     /// <summary>Forks the workers and waits until every one is ready.</summary>
     /// <exception cref="TimeoutException">A worker was not ready within <see cref="SupervisorOptions.ReadyTimeout"/>.</exception>
     public async Task StartAsync(CancellationToken cancellationToken = default)
@@ -59,6 +62,7 @@ public sealed class Supervisor : IAsyncDisposable
             if (State != SupervisorState.Idle) throw new InvalidOperationException($"The supervisor is {State}.");
             State = SupervisorState.Running;
         }
+        if (_options.HeartbeatTimeout > TimeSpan.Zero) _ = WatchHeartbeatsAsync();
         await WhenReadyAsync([.. Enumerable.Range(0, _options.Workers).Select(_ => Spawn())], cancellationToken).ConfigureAwait(false);
     }
 
@@ -172,6 +176,29 @@ public sealed class Supervisor : IAsyncDisposable
         var exited = worker.DisconnectAsync();
         if (await Task.WhenAny(exited, Task.Delay(_options.KillTimeout)).ConfigureAwait(false) != exited) worker.Kill(UnixSignal.SIGKILL);
         await worker.Exited.ConfigureAwait(false);
+    }
+
+    private async Task WatchHeartbeatsAsync()
+    {
+        using var timer = new PeriodicTimer(_options.HeartbeatInterval);
+        while (await timer.WaitForNextTickAsync().ConfigureAwait(false) && State == SupervisorState.Running)
+        {
+            // A worker starting up is judged by the ready timeout; heartbeats count from when it is ready.
+            foreach (var worker in Workers.Where(w => w.Ready.IsCompleted))
+            {
+                var silent = Stopwatch.GetElapsedTime(worker.LastHeartbeat);
+                if (silent > _options.HeartbeatTimeout && !worker.IsDead)
+                {
+                    HerdLog.WorkerHung(Cluster.Logger, worker.Id, worker.Process.Id, silent.TotalSeconds);
+                    Hung?.Invoke(worker, silent);
+                    worker.Kill(UnixSignal.SIGKILL);
+                }
+                else
+                {
+                    worker.SendHeartbeat();
+                }
+            }
+        }
     }
 
     private void OnExit(Worker worker, WorkerExit exit)

@@ -27,6 +27,12 @@ public sealed record SupervisorOptions
     /// <summary>How long a worker may take to leave gracefully before it is killed (PM2's kill_timeout).</summary>
     public TimeSpan KillTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>How often the primary sends each worker a heartbeat.</summary>
+    public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>A worker that has not answered a heartbeat for this long is hung: it is killed and replaced. Zero turns hang detection off.</summary>
+    public TimeSpan HeartbeatTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
     /// <summary>How many workers a rolling reload replaces at a time.</summary>
     public int ReloadBatchSize { get; init; } = 1;
 
@@ -35,9 +41,11 @@ public sealed record SupervisorOptions
     {
         if (Workers < 0) throw new ArgumentOutOfRangeException(nameof(Workers), Workers, "Workers cannot be negative.");
         if (MaxRestarts < 0) throw new ArgumentOutOfRangeException(nameof(MaxRestarts), MaxRestarts, "MaxRestarts cannot be negative.");
+        if (HeartbeatInterval <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(HeartbeatInterval), HeartbeatInterval, "HeartbeatInterval must be positive.");
         if (ReloadBatchSize < 1) throw new ArgumentOutOfRangeException(nameof(ReloadBatchSize), ReloadBatchSize, "ReloadBatchSize must be at least 1.");
         foreach (var (name, value) in new[] { (nameof(RestartDelay), RestartDelay), (nameof(MaxRestartDelay), MaxRestartDelay), (nameof(MinUptime), MinUptime),
-                     (nameof(StableAfter), StableAfter), (nameof(ReadyTimeout), ReadyTimeout), (nameof(KillTimeout), KillTimeout) })
+                     (nameof(StableAfter), StableAfter), (nameof(ReadyTimeout), ReadyTimeout), (nameof(KillTimeout), KillTimeout),
+                     (nameof(HeartbeatTimeout), HeartbeatTimeout) })
         {
             if (value < TimeSpan.Zero) throw new ArgumentOutOfRangeException(name, value, $"{name} cannot be negative.");
         }
