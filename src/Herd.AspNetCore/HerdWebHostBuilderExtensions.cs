@@ -31,6 +31,7 @@ public static class HerdWebHostBuilderExtensions
             services.AddSingleton<IConnectionListenerFactory>(provider => new HerdConnectionListenerFactory(
                 provider.GetRequiredService<IOptions<SocketTransportOptions>>(), provider.GetRequiredService<ILoggerFactory>(), options));
             services.AddHostedService<HerdWorkerLifetime>();
+            services.AddTransient<IStartupFilter, RequestCounter>();
         });
     }
 }

@@ -22,6 +22,10 @@ internal sealed record HerdConfig
     public int? MaxRestarts { get; init; }
     public int? ReloadBatchSize { get; init; }
     public int? HeartbeatInterval { get; init; }
+    public long? MaxRequests { get; init; }
+    public long? MaxRequestsJitter { get; init; }
+    public long? MaxMemoryMb { get; init; }
+    public int? MaxAge { get; init; }
     public int? HeartbeatTimeout { get; init; }
 
     public static HerdConfig Load(string path)
@@ -56,6 +60,10 @@ internal sealed record HerdConfig
             ReloadBatchSize = ReloadBatchSize ?? defaults.ReloadBatchSize,
             HeartbeatInterval = Millis(HeartbeatInterval, defaults.HeartbeatInterval),
             HeartbeatTimeout = Millis(HeartbeatTimeout, defaults.HeartbeatTimeout),
+            MaxRequests = MaxRequests ?? defaults.MaxRequests,
+            MaxRequestsJitter = MaxRequestsJitter ?? defaults.MaxRequestsJitter,
+            MaxMemory = MaxMemoryMb is long mb ? mb * 1048576 : defaults.MaxMemory,
+            MaxAge = Millis(MaxAge, defaults.MaxAge),
         };
         try
         {

@@ -46,6 +46,7 @@ internal sealed class RunCommand
             };
             supervisor.Hung += (worker, silent) =>
                 Console.Error.WriteLine($"herd: worker {worker.Id} (pid {worker.Process.Id}) answered no heartbeat for {silent.TotalSeconds:0.#} s; killed");
+            supervisor.Recycling += (worker, reason) => Console.Error.WriteLine($"herd: recycling worker {worker.Id} (pid {worker.Process.Id}): {reason}");
             supervisor.Restarting += (worker, exit, delay) =>
                 Console.Error.WriteLine($"herd: worker {worker.Id} (pid {worker.Process.Id}) died ({exit}); restarting in {delay.TotalMilliseconds:0} ms");
             using var signals = run.HandleSignals();
@@ -177,7 +178,8 @@ internal sealed class RunCommand
     {
         var (cpu, memory) = Usage(worker.Process.Id);
         double uptime = worker.IsDead ? 0 : (DateTime.Now - worker.Process.StartTime).TotalSeconds;
-        return new WorkerInfo(worker.Id, worker.Process.Id, worker.State.ToString().ToLowerInvariant(), Math.Round(uptime, 1), _supervisor.Restarts, cpu, memory);
+        return new WorkerInfo(worker.Id, worker.Process.Id, worker.State.ToString().ToLowerInvariant(), Math.Round(uptime, 1), _supervisor.Restarts,
+            worker.Requests, worker.Connections, cpu, memory);
     }
 
     // CPU seconds and resident bytes, from /proc.

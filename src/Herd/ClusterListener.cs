@@ -32,6 +32,7 @@ internal sealed class SocketListener(Socket socket, Action? onClosed = null) : C
         {
             var accepted = await socket.AcceptAsync(cancellationToken).ConfigureAwait(false);
             if (accepted.ProtocolType == ProtocolType.Tcp) accepted.NoDelay = true;
+            Cluster.Child?.CountConnection();
             return accepted;
         }
         catch (SocketException ex) when (Volatile.Read(ref _disposed) != 0 || ex.SocketErrorCode == SocketError.OperationAborted)

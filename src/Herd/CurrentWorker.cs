@@ -79,6 +79,9 @@ public sealed class CurrentWorker
     /// <summary>Tells the primary this worker is ready for traffic; a rolling reload waits for it before retiring an old worker.</summary>
     public void SignalReady() => _child.SignalReady();
 
+    /// <summary>Counts one request served, for <c>herd ls</c> and recycling by <see cref="SupervisorOptions.MaxRequests"/>. Herd.AspNetCore counts every HTTP request.</summary>
+    public void CountRequest() => _child.CountRequest();
+
     internal void RaiseMessage(ClusterMessage message)
     {
         Action<ClusterMessage>? handlers;

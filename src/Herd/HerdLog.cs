@@ -26,6 +26,9 @@ internal static partial class HerdLog
     [LoggerMessage(8, LogLevel.Warning, "Worker {WorkerId} (pid {Pid}) answered no heartbeat for {Seconds:0.#} s: hung; killed, to be replaced.")]
     public static partial void WorkerHung(ILogger logger, int workerId, int pid, double seconds);
 
+    [LoggerMessage(9, LogLevel.Warning, "Recycling worker {WorkerId} failed, so it keeps serving: {Reason}")]
+    public static partial void RecycleFailed(ILogger logger, int workerId, string reason);
+
     [LoggerMessage(6, LogLevel.Debug, "No worker left on {Key}: closed the listening socket and {Dropped} queued connection(s).")]
     public static partial void HandleClosed(ILogger logger, string key, int dropped);
 }

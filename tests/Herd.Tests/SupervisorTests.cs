@@ -123,6 +123,47 @@ public sealed class SupervisorTests
     }
 
     [Fact]
+    public async Task Max_requests_recycles_workers_without_failing_a_request()
+    {
+        int port = Ports.Free();
+        await using var cluster = new TestCluster(["--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture)],
+            settings: new ClusterSettings { Exec = TestCluster.SampleDll });
+        var options = Quick with { MaxRequests = 100, MaxRequestsJitter = 20, HeartbeatInterval = TimeSpan.FromMilliseconds(100) };
+        await using var supervisor = new Supervisor(cluster.Primary, options);
+        var recycled = new ConcurrentQueue<string>();
+        supervisor.Recycling += (_, reason) => recycled.Enqueue(reason);
+        await supervisor.StartAsync();
+        var first = supervisor.Workers.Select(w => w.Process.Id).ToHashSet();
+
+        using var http = new HttpClient { Timeout = TestCluster.Timeout };
+        http.DefaultRequestHeaders.ConnectionClose = true;
+        var uri = new Uri($"http://127.0.0.1:{port}/pid");
+        var failures = new ConcurrentQueue<Exception>();
+        int sent = 0;
+        var clock = Stopwatch.StartNew();
+        await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
+        {
+            while (recycled.Count < 3 && clock.Elapsed < TestCluster.Timeout)
+            {
+                try
+                {
+                    await http.GetStringAsync(uri);
+                }
+                catch (HttpRequestException ex)
+                {
+                    failures.Enqueue(ex);
+                }
+                Interlocked.Increment(ref sent);
+            }
+        })));
+
+        Assert.Empty(failures);
+        Assert.True(recycled.Count >= 3, $"{recycled.Count} recycles after {sent} requests");
+        Assert.All(recycled, reason => Assert.Contains("requests (limit 1", reason, StringComparison.Ordinal));
+        Assert.NotEqual(first, supervisor.Workers.Select(w => w.Process.Id).ToHashSet());
+    }
+
+    [Fact]
     public async Task A_reload_whose_new_worker_never_gets_ready_keeps_the_old_one()
     {
         await using var cluster = new TestCluster(["serve"]);

@@ -25,6 +25,8 @@ internal sealed class ChildCluster : IChannelHandler
     private readonly Lock _gate = new();
     private int _seq;
     private bool _readyDeferred;
+    private long _requestsServed;
+    private long _connections;
     private int _readySignalled;
 
     private ChildCluster(int id, SafeFdHandle channelFd)
@@ -42,6 +44,10 @@ internal sealed class ChildCluster : IChannelHandler
     internal void Post(Action raise) => _events.Post(raise);
 
     internal void DeferReady() => Volatile.Write(ref _readyDeferred, true);
+
+    internal void CountRequest() => Interlocked.Increment(ref _requestsServed);
+
+    internal void CountConnection() => Interlocked.Increment(ref _connections);
 
     internal void SignalReady()
     {
@@ -232,7 +238,10 @@ internal sealed class ChildCluster : IChannelHandler
         if (message.Act == Acts.Heartbeat)
         {
             // Answered from the thread pool, not this thread: a worker whose pool is starved or deadlocked stays silent.
-            ThreadPool.UnsafeQueueUserWorkItem(static channel => channel.SendInternal(new InternalMessage { Act = Acts.Heartbeat }), _channel, preferLocal: false);
+            ThreadPool.UnsafeQueueUserWorkItem(static child => child._channel.SendInternal(new InternalMessage
+            {
+                Act = Acts.Heartbeat, Requests = Interlocked.Read(ref child._requestsServed), Connections = Interlocked.Read(ref child._connections),
+            }), this, preferLocal: false);
             return;
         }
         HerdLog.DroppedMessage(Cluster.Logger, "the primary", $"an unknown act '{message.Act}'");

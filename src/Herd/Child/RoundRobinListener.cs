@@ -32,6 +32,7 @@ internal sealed class RoundRobinListener(ChildCluster child, int handleId, EndPo
             throw new ObjectDisposedException(nameof(ClusterListener), ex);
         }
         child.SendAccepted(handleId, next.ConnectionId, ok: true);
+        child.CountConnection();
         var socket = next.Fd.ToSocket();
         if (socket.ProtocolType == ProtocolType.Tcp) socket.NoDelay = true;
         return socket;

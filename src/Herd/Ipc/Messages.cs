@@ -58,6 +58,10 @@ internal sealed class InternalMessage
     public string? Key { get; set; }
     public int Errno { get; set; }
     public int HandleId { get; set; }
+
+    // heartbeat answers: what the worker has served so far
+    public long Requests { get; set; }
+    public long Connections { get; set; }
     public bool Shared { get; set; }
 }
 

@@ -264,9 +264,13 @@ public sealed class ClusterPrimary : IAsyncDisposable
                 worker.Channel.SendInternal(new InternalMessage { Ack = message.Seq });
                 break;
             case Acts.Ready:
+                worker.LastHeartbeat = System.Diagnostics.Stopwatch.GetTimestamp();
+                worker.SetReady();
+                break;
             case Acts.Heartbeat:
                 worker.LastHeartbeat = System.Diagnostics.Stopwatch.GetTimestamp();
-                if (message.Act == Acts.Ready) worker.SetReady();
+                worker.Requests = message.Requests;
+                worker.Connections = message.Connections;
                 break;
             default:
                 Drop(worker, $"an unknown or incomplete act '{message.Act}'");

@@ -103,6 +103,12 @@ public sealed class Worker : IChannelHandler
 
     internal void MarkDead() => _dead = true;
 
+    /// <summary>Requests the worker had served at its last heartbeat (HTTP requests with Herd.AspNetCore; see <see cref="CurrentWorker.CountRequest"/>).</summary>
+    public long Requests { get; internal set; }
+
+    /// <summary>Connections the worker had accepted at its last heartbeat.</summary>
+    public long Connections { get; internal set; }
+
     /// <summary>When the worker last answered a heartbeat, or became ready (a Stopwatch timestamp).</summary>
     internal long LastHeartbeat { get; set; }
 

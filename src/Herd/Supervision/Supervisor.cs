@@ -14,6 +14,8 @@ public sealed class Supervisor : IAsyncDisposable
     private readonly SupervisorOptions _options;
     private readonly Lock _gate = new();
     private readonly Dictionary<Worker, long> _managed = []; // worker → when it was forked (Stopwatch timestamp)
+    private readonly Dictionary<Worker, long> _requestLimits = [];
+    private readonly HashSet<Worker> _recycling = [];
     private readonly SemaphoreSlim _changing = new(1, 1);    // one reload, scale or stop at a time
     private TimeSpan _nextDelay;
     private int _unstableRestarts;
@@ -53,6 +55,9 @@ public sealed class Supervisor : IAsyncDisposable
     /// <summary>A worker stopped answering heartbeats and was killed; it is replaced like any worker that dies.</summary>
     public event Action<Worker, TimeSpan>? Hung;
 
+    /// <summary>A worker reached a recycling limit (the reason says which) and is being replaced gracefully.</summary>
+    public event Action<Worker, string>? Recycling;
+
     /// <summary>Forks the workers and waits until every one is ready.</summary>
     /// <exception cref="TimeoutException">A worker was not ready within <see cref="SupervisorOptions.ReadyTimeout"/>.</exception>
     public async Task StartAsync(CancellationToken cancellationToken = default)
@@ -62,7 +67,7 @@ public sealed class Supervisor : IAsyncDisposable
             if (State != SupervisorState.Idle) throw new InvalidOperationException($"The supervisor is {State}.");
             State = SupervisorState.Running;
         }
-        if (_options.HeartbeatTimeout > TimeSpan.Zero) _ = WatchHeartbeatsAsync();
+        _ = WatchAsync();
         await WhenReadyAsync([.. Enumerable.Range(0, _options.Workers).Select(_ => Spawn())], cancellationToken).ConfigureAwait(false);
     }
 
@@ -172,32 +177,85 @@ public sealed class Supervisor : IAsyncDisposable
     // Graceful disconnect, then SIGKILL after the kill timeout. The worker is no longer managed: no restart.
     private async Task RetireAsync(Worker worker)
     {
-        lock (_gate) _managed.Remove(worker);
+        lock (_gate)
+        {
+            _managed.Remove(worker);
+            _requestLimits.Remove(worker);
+        }
         var exited = worker.DisconnectAsync();
         if (await Task.WhenAny(exited, Task.Delay(_options.KillTimeout)).ConfigureAwait(false) != exited) worker.Kill(UnixSignal.SIGKILL);
         await worker.Exited.ConfigureAwait(false);
     }
 
-    private async Task WatchHeartbeatsAsync()
+    // Every heartbeat interval: a hung worker is killed, one past a recycling limit replaced, the rest asked again.
+    private async Task WatchAsync()
     {
         using var timer = new PeriodicTimer(_options.HeartbeatInterval);
         while (await timer.WaitForNextTickAsync().ConfigureAwait(false) && State == SupervisorState.Running)
         {
             // A worker starting up is judged by the ready timeout; heartbeats count from when it is ready.
-            foreach (var worker in Workers.Where(w => w.Ready.IsCompleted))
+            foreach (var worker in Workers.Where(w => w.Ready.IsCompleted && !w.IsDead))
             {
                 var silent = Stopwatch.GetElapsedTime(worker.LastHeartbeat);
-                if (silent > _options.HeartbeatTimeout && !worker.IsDead)
+                if (_options.HeartbeatTimeout > TimeSpan.Zero && silent > _options.HeartbeatTimeout)
                 {
                     HerdLog.WorkerHung(Cluster.Logger, worker.Id, worker.Process.Id, silent.TotalSeconds);
                     Hung?.Invoke(worker, silent);
                     worker.Kill(UnixSignal.SIGKILL);
+                    continue;
                 }
-                else
-                {
-                    worker.SendHeartbeat();
-                }
+                if (RecycleReason(worker) is { } reason) _ = RecycleAsync(worker, reason);
+                worker.SendHeartbeat();
             }
+        }
+    }
+
+    private string? RecycleReason(Worker worker)
+    {
+        long served = Math.Max(worker.Requests, worker.Connections);
+        long limit;
+        lock (_gate)
+        {
+            if (_recycling.Contains(worker) || !_managed.TryGetValue(worker, out long forkedAt)) return null;
+            if (_options.MaxAge > TimeSpan.Zero && Stopwatch.GetElapsedTime(forkedAt) > _options.MaxAge) return $"it is older than {_options.MaxAge}";
+            if (!_requestLimits.TryGetValue(worker, out limit))
+                _requestLimits[worker] = limit = _options.MaxRequests + Random.Shared.NextInt64(_options.MaxRequestsJitter + 1);
+        }
+        if (_options.MaxRequests > 0 && served >= limit) return $"it served {served} requests (limit {limit})";
+        if (_options.MaxMemory > 0 && ResidentBytes(worker.Process.Id) is var rss && rss > _options.MaxMemory) return $"it uses {rss / 1048576} MB (limit {_options.MaxMemory / 1048576} MB)";
+        return null;
+    }
+
+    private async Task RecycleAsync(Worker worker, string reason)
+    {
+        lock (_gate)
+        {
+            if (!_recycling.Add(worker)) return;
+        }
+        Recycling?.Invoke(worker, reason);
+        try
+        {
+            if (Workers.Contains(worker)) await RestartAsync(worker).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is ReloadFailedException or ArgumentException)
+        {
+            HerdLog.RecycleFailed(Cluster.Logger, worker.Id, ex.Message); // kept; tried again at a later heartbeat
+        }
+        finally
+        {
+            lock (_gate) _recycling.Remove(worker);
+        }
+    }
+
+    private static long ResidentBytes(int pid)
+    {
+        try
+        {
+            return long.Parse(File.ReadAllText($"/proc/{pid}/statm").Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture) * Environment.SystemPageSize;
+        }
+        catch (IOException)
+        {
+            return 0;
         }
     }
 
@@ -206,6 +264,7 @@ public sealed class Supervisor : IAsyncDisposable
         TimeSpan delay;
         lock (_gate)
         {
+            _requestLimits.Remove(worker);
             if (!_managed.Remove(worker, out long forkedAt) || State != SupervisorState.Running) return;
             var uptime = Stopwatch.GetElapsedTime(forkedAt);
             if (uptime >= _options.StableAfter)

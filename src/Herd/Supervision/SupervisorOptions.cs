@@ -33,6 +33,18 @@ public sealed record SupervisorOptions
     /// <summary>A worker that has not answered a heartbeat for this long is hung: it is killed and replaced. Zero turns hang detection off.</summary>
     public TimeSpan HeartbeatTimeout { get; init; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>Recycle a worker (a graceful, rolling replacement) once it has served this many requests, or accepted this many connections where it counts no requests. Zero: never.</summary>
+    public long MaxRequests { get; init; }
+
+    /// <summary>Up to this many more requests, at random per worker, so that workers do not all recycle at once (Gunicorn's max_requests_jitter).</summary>
+    public long MaxRequestsJitter { get; init; }
+
+    /// <summary>Recycle a worker whose resident memory exceeds this many bytes (PM2's max_memory_restart). Zero: never.</summary>
+    public long MaxMemory { get; init; }
+
+    /// <summary>Recycle a worker once it has run this long. Zero: never.</summary>
+    public TimeSpan MaxAge { get; init; }
+
     /// <summary>How many workers a rolling reload replaces at a time.</summary>
     public int ReloadBatchSize { get; init; } = 1;
 
@@ -40,12 +52,15 @@ public sealed record SupervisorOptions
     public void Validate()
     {
         if (Workers < 0) throw new ArgumentOutOfRangeException(nameof(Workers), Workers, "Workers cannot be negative.");
+        if (MaxRequests < 0) throw new ArgumentOutOfRangeException(nameof(MaxRequests), MaxRequests, "MaxRequests cannot be negative.");
+        if (MaxRequestsJitter < 0) throw new ArgumentOutOfRangeException(nameof(MaxRequestsJitter), MaxRequestsJitter, "MaxRequestsJitter cannot be negative.");
+        if (MaxMemory < 0) throw new ArgumentOutOfRangeException(nameof(MaxMemory), MaxMemory, "MaxMemory cannot be negative.");
         if (MaxRestarts < 0) throw new ArgumentOutOfRangeException(nameof(MaxRestarts), MaxRestarts, "MaxRestarts cannot be negative.");
         if (HeartbeatInterval <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(HeartbeatInterval), HeartbeatInterval, "HeartbeatInterval must be positive.");
         if (ReloadBatchSize < 1) throw new ArgumentOutOfRangeException(nameof(ReloadBatchSize), ReloadBatchSize, "ReloadBatchSize must be at least 1.");
         foreach (var (name, value) in new[] { (nameof(RestartDelay), RestartDelay), (nameof(MaxRestartDelay), MaxRestartDelay), (nameof(MinUptime), MinUptime),
                      (nameof(StableAfter), StableAfter), (nameof(ReadyTimeout), ReadyTimeout), (nameof(KillTimeout), KillTimeout),
-                     (nameof(HeartbeatTimeout), HeartbeatTimeout) })
+                     (nameof(HeartbeatTimeout), HeartbeatTimeout), (nameof(MaxAge), MaxAge) })
         {
             if (value < TimeSpan.Zero) throw new ArgumentOutOfRangeException(name, value, $"{name} cannot be negative.");
         }
