@@ -14,6 +14,7 @@ internal sealed class RunCommand
     private const string StartupHooks = "DOTNET_STARTUP_HOOKS";
 
     private readonly Supervisor _supervisor;
+    private readonly SystemdNotifier _systemd = new();
     private readonly ClusterPrimary _primary;
     private readonly TaskCompletionSource<int> _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -52,14 +53,18 @@ internal sealed class RunCommand
             using var signals = run.HandleSignals();
             _ = run.ServeControlAsync(control);
             await supervisor.StartAsync(cancellationToken);
-            Console.Error.WriteLine($"herd: {name} running, {options.Workers} worker(s), pids {string.Join(' ', supervisor.Workers.Select(w => w.Process.Id))}");
+            var status = $"{name} running, {options.Workers} worker(s), pids {string.Join(' ', supervisor.Workers.Select(w => w.Process.Id))}";
+            Console.Error.WriteLine($"herd: {status}");
+            run._systemd.Ready(status);
             int code = await run._stopped.Task.WaitAsync(cancellationToken);
+            run._systemd.Stopping();
             await supervisor.StopAsync(CancellationToken.None);
             return code;
         }
         finally
         {
             File.Delete(path);
+            run._systemd.Dispose();
             await primary.DisposeAsync();
         }
     }
@@ -67,7 +72,7 @@ internal sealed class RunCommand
     private CompositeDisposable HandleSignals() => new(
         PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop),
         PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop),
-        PosixSignalRegistration.Create(PosixSignal.SIGHUP, context => Handle(context, () => _supervisor.ReloadAsync())),
+        PosixSignalRegistration.Create(PosixSignal.SIGHUP, context => Handle(context, ReloadAsync)),
         PosixSignalRegistration.Create(PosixSignal.SIGTTIN, context => Handle(context, () => _supervisor.ScaleAsync(_supervisor.Workers.Count + 1))),
         PosixSignalRegistration.Create(PosixSignal.SIGTTOU, context => Handle(context, () => _supervisor.ScaleAsync(Math.Max(0, _supervisor.Workers.Count - 1)))));
 
@@ -149,7 +154,7 @@ internal sealed class RunCommand
                 case "ls":
                     return new ControlResponse(true, Workers: [.. _supervisor.Workers.OrderBy(w => w.Id).Select(Describe)]);
                 case "reload":
-                    await _supervisor.ReloadAsync();
+                    await ReloadAsync();
                     return new ControlResponse(true);
                 case "scale" when request.Count is int count:
                     int target = request.Sign switch { "+" => _supervisor.Workers.Count + count, "-" => _supervisor.Workers.Count - count, _ => count };
@@ -171,6 +176,19 @@ internal sealed class RunCommand
         catch (ReloadFailedException ex)
         {
             return new ControlResponse(false, ex.Message);
+        }
+    }
+
+    private async Task ReloadAsync()
+    {
+        _systemd.Reloading();
+        try
+        {
+            await _supervisor.ReloadAsync();
+        }
+        finally
+        {
+            _systemd.Ready("reloaded");
         }
     }
 

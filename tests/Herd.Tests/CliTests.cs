@@ -94,6 +94,34 @@ public sealed class CliTests
     }
 
     [Fact]
+    public async Task Systemd_hears_ready_reloading_and_stopping()
+    {
+        var folder = Directory.CreateTempSubdirectory("herd-notify-");
+        try
+        {
+            var path = Path.Combine(folder.FullName, "notify");
+            using var systemd = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Dgram, System.Net.Sockets.ProtocolType.Unspecified);
+            systemd.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(path));
+            var buffer = new byte[512];
+            async Task<string> NextAsync() =>
+                System.Text.Encoding.UTF8.GetString(buffer, 0, await systemd.ReceiveAsync(buffer).WaitAsync(TestCluster.Timeout));
+
+            await using (var herd = await HerdRun.StartAsync(workers: 1, ("NOTIFY_SOCKET", path)))
+            {
+                Assert.StartsWith("READY=1\nSTATUS=", await NextAsync(), StringComparison.Ordinal);
+                Assert.True(Native.Fd.Kill(herd.Pid, (int)UnixSignal.SIGHUP));
+                Assert.StartsWith("RELOADING=1\nMONOTONIC_USEC=", await NextAsync(), StringComparison.Ordinal);
+                Assert.StartsWith("READY=1", await NextAsync(), StringComparison.Ordinal);
+            }
+            Assert.Equal("STOPPING=1", await NextAsync());
+        }
+        finally
+        {
+            folder.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task Restart_replaces_one_worker()
     {
         await using var herd = await HerdRun.StartAsync(workers: 2);
@@ -170,10 +198,13 @@ public sealed class CliTests
 
         public IReadOnlyCollection<string> Errors => _errors;
 
-        public static async Task<HerdRun> StartAsync(int workers)
+        public int Pid => _process.Id;
+
+        public static async Task<HerdRun> StartAsync(int workers, params (string Name, string Value)[] environment)
         {
             var run = new HerdRun("test-" + Guid.NewGuid().ToString("N")[..8], Ports.Free());
             run._process.StartInfo.ArgumentList[3] = workers.ToString(CultureInfo.InvariantCulture);
+            foreach (var (name, value) in environment) run._process.StartInfo.Environment[name] = value;
             run._process.Start();
             run._process.BeginErrorReadLine();
             run._process.BeginOutputReadLine();
