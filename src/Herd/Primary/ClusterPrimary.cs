@@ -29,7 +29,13 @@ public sealed class ClusterPrimary : IAsyncDisposable
     private int _lastHandleId;
 
     /// <summary>Creates a primary with the given settings (see <see cref="SetupPrimary"/>).</summary>
-    public ClusterPrimary(ClusterSettings? settings = null) => _settings = settings ?? new ClusterSettings();
+    public ClusterPrimary(ClusterSettings? settings = null)
+    {
+        _settings = settings ?? new ClusterSettings();
+        HerdMetrics.Track(this);
+    }
+
+    internal int QueuedConnections => _roundRobin.Values.Sum(h => h.Queued);
 
     /// <summary>The settings future forks use.</summary>
     public ClusterSettings Settings => _settings;
@@ -136,6 +142,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
             foreach (var handle in _handles.Values) handle.Close();
             _handles.Clear();
         }
+        HerdMetrics.Forget(this);
     }
 
     internal void BeginDisconnect(Worker worker)

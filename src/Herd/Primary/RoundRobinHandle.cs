@@ -48,6 +48,15 @@ internal sealed class RoundRobinHandle : ServerHandle
 
     public override bool Failed => _listener is null;
 
+    /// <summary>Connections accepted and waiting for a worker with room.</summary>
+    public int Queued
+    {
+        get
+        {
+            lock (_gate) return _retry.Count + _pending.Count;
+        }
+    }
+
     public override void Add(Worker worker, InternalMessage reply)
     {
         if (_listener is null)
@@ -186,6 +195,7 @@ internal sealed class RoundRobinHandle : ServerHandle
             _inFlight.Add(id, new InFlight(member, connection));
             member.InFlight++;
             new NewConn(Id, id).Write(frame);
+            HerdMetrics.Dispatched.Add(1);
             if (!member.Worker.Channel.Send(frame, connection))
             {
                 // The channel closed under us: this worker is gone, and so is anything it held but never took.

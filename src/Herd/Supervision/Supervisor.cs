@@ -292,6 +292,7 @@ public sealed class Supervisor : IAsyncDisposable
         {
             if (State != SupervisorState.Running) return;
             Restarts++;
+            HerdMetrics.Restarts.Add(1);
         }
         try
         {
