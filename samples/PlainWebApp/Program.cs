@@ -2,7 +2,6 @@
 using System.Globalization;
 
 var builder = WebApplication.CreateBuilder(args);
-builder.Logging.SetMinimumLevel(LogLevel.Warning);
 var app = builder.Build();
 app.MapGet("/", () => "hello world\n");
 app.MapGet("/pid", () => Environment.ProcessId.ToString(CultureInfo.InvariantCulture));

@@ -86,6 +86,16 @@ internal static class ControlSocket
         return JsonSerializer.Deserialize(line, ControlJson.Default.ControlResponse)!;
     }
 
+    /// <summary>Asks for the workers' output and writes each line to <paramref name="output"/> until the primary ends the stream.</summary>
+    public static async Task StreamLogsAsync(string name, bool follow, TextWriter output, CancellationToken cancellationToken)
+    {
+        var path = PathFor(name);
+        using var socket = TryConnect(path) ?? throw new InvalidOperationException($"No app named {name} is running (no {path}).");
+        await WriteAsync(socket, new ControlRequest("logs", follow ? 1 : 0), ControlJson.Default.ControlRequest).ConfigureAwait(false);
+        using var reader = new StreamReader(new NetworkStream(socket), Encoding.UTF8);
+        while (await reader.ReadLineAsync(cancellationToken).ConfigureAwait(false) is { } line) await output.WriteLineAsync(line).ConfigureAwait(false);
+    }
+
     private static Socket? TryConnect(string path)
     {
         var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);

@@ -72,7 +72,15 @@ var id = new Argument<int>("id") { Description = "The worker's id, as herd ls sh
 var restart = new Command("restart", "Replace one worker, with zero downtime.") { id, name };
 restart.SetAction((result, cancellationToken) => Act(result, new ControlRequest("restart", result.GetValue(id)), cancellationToken));
 
-var root = new RootCommand("herd: run any .NET server clustered, keep it up, reload it with zero downtime.") { run, ls, reload, restart, stop, scale };
+var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing new lines." };
+var logs = new Command("logs", "Print the workers' output, each line prefixed by its worker id.") { name, follow };
+logs.SetAction(async (result, cancellationToken) =>
+{
+    await ControlSocket.StreamLogsAsync(result.GetValue(name)!, result.GetValue(follow), Console.Out, cancellationToken);
+    return 0;
+});
+
+var root = new RootCommand("herd: run any .NET server clustered, keep it up, reload it with zero downtime.") { run, ls, logs, reload, restart, stop, scale };
 return await root.Parse(args).InvokeAsync();
 
 async Task<ControlResponse> Send(ParseResult result, ControlRequest request, CancellationToken cancellationToken)

@@ -15,6 +15,7 @@ internal sealed class RunCommand
 
     private readonly Supervisor _supervisor;
     private readonly SystemdNotifier _systemd = new();
+    private readonly WorkerLogs _logs = new();
     private readonly ClusterPrimary _primary;
     private readonly TaskCompletionSource<int> _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -32,10 +33,12 @@ internal sealed class RunCommand
         {
             Exec = command[0],
             Args = command[1..],
+            Silent = true, // their output comes through the primary, prefixed, for herd logs
             Environment = new Dictionary<string, string?> { [StartupHooks] = string.IsNullOrEmpty(hooks) ? hook : $"{hooks}{Path.PathSeparator}{hook}" },
         });
         await using var supervisor = new Supervisor(primary, options);
         var run = new RunCommand(primary, supervisor);
+        primary.Forked += run._logs.Attach;
         using var control = ControlSocket.Listen(ControlSocket.PathFor(name));
         var path = ControlSocket.PathFor(name);
         try
@@ -128,6 +131,11 @@ internal sealed class RunCommand
             else
             {
                 var request = await ControlSocket.ReadRequestAsync(connection, CancellationToken.None);
+                if (request?.Command == "logs")
+                {
+                    await StreamLogsAsync(connection, follow: request.Count == 1);
+                    return;
+                }
                 response = request is null ? new ControlResponse(false, "empty request") : await ExecuteAsync(request);
             }
         }
@@ -143,6 +151,36 @@ internal sealed class RunCommand
         {
             // the client went away
         }
+    }
+
+    // Plain lines rather than one JSON answer; following ends when the client goes away.
+    private async Task StreamLogsAsync(Socket connection, bool follow)
+    {
+        using var gone = new CancellationTokenSource();
+        var watch = follow ? WatchForHangUpAsync(connection, gone) : Task.CompletedTask;
+        try
+        {
+            await foreach (var line in _logs.ReadAsync(follow, gone.Token))
+                await connection.SendAsync(System.Text.Encoding.UTF8.GetBytes(line + "\n"), gone.Token);
+        }
+        catch (Exception ex) when (ex is SocketException or OperationCanceledException)
+        {
+            // the follower left
+        }
+        await gone.CancelAsync();
+        await watch;
+    }
+
+    private static async Task WatchForHangUpAsync(Socket connection, CancellationTokenSource gone)
+    {
+        try
+        {
+            await connection.ReceiveAsync(new byte[1], gone.Token); // 0 bytes: the client closed
+        }
+        catch (Exception ex) when (ex is SocketException or OperationCanceledException)
+        {
+        }
+        await gone.CancelAsync();
     }
 
     private async Task<ControlResponse> ExecuteAsync(ControlRequest request)

@@ -122,6 +122,25 @@ public sealed class CliTests
     }
 
     [Fact]
+    public async Task Logs_merge_the_workers_output_prefixed_by_id()
+    {
+        await using var herd = await HerdRun.StartAsync(workers: 2);
+        static bool Listening(string[] lines, int id) =>
+            lines.Any(line => line.StartsWith($"[{id}] ", StringComparison.Ordinal) && line.Contains("Now listening on", StringComparison.Ordinal));
+        string[] lines;
+        var clock = Stopwatch.StartNew();
+        do
+        {
+            var (code, output) = await HerdRun.CliAsync("logs", "--name", herd.Name);
+            Assert.Equal(0, code);
+            lines = output.Split('\n'); // the workers' output reaches the primary through pipes: it may trail their readiness
+        }
+        while (!(Listening(lines, 1) && Listening(lines, 2)) && clock.Elapsed < TestCluster.Timeout);
+        Assert.Contains(lines, line => line.StartsWith("[1] ", StringComparison.Ordinal) && line.Contains("Now listening on", StringComparison.Ordinal));
+        Assert.Contains(lines, line => line.StartsWith("[2] ", StringComparison.Ordinal) && line.Contains("Now listening on", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Restart_replaces_one_worker()
     {
         await using var herd = await HerdRun.StartAsync(workers: 2);

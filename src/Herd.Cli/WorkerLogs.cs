@@ -1,0 +1,65 @@
+using System.Diagnostics;
+using System.Threading.Channels;
+
+namespace Herd.Cli;
+
+/// <summary>
+/// The workers' merged output for <c>herd logs</c>: every line a worker writes is prefixed with its id, echoed on
+/// the primary's own stdout or stderr, kept in a ring of the latest lines, and streamed to followers.
+/// </summary>
+internal sealed class WorkerLogs
+{
+    private const int Kept = 1000;
+
+    private readonly Lock _gate = new();
+    private readonly Queue<string> _latest = new();
+    private readonly List<ChannelWriter<string>> _followers = [];
+
+    /// <summary>Starts reading a silent worker's stdout and stderr.</summary>
+    public void Attach(Worker worker)
+    {
+        void Forward(DataReceivedEventArgs e, TextWriter echo)
+        {
+            if (e.Data is null) return;
+            var line = $"[{worker.Id}] {e.Data}";
+            echo.WriteLine(line);
+            Add(line);
+        }
+        worker.Process.OutputDataReceived += (_, e) => Forward(e, Console.Out);
+        worker.Process.ErrorDataReceived += (_, e) => Forward(e, Console.Error);
+        worker.Process.BeginOutputReadLine();
+        worker.Process.BeginErrorReadLine();
+    }
+
+    /// <summary>The latest lines, then, when following, every new one until <paramref name="cancellationToken"/> fires.</summary>
+    public async IAsyncEnumerable<string> ReadAsync(bool follow, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var live = Channel.CreateBounded<string>(new BoundedChannelOptions(Kept) { FullMode = BoundedChannelFullMode.DropOldest });
+        string[] latest;
+        lock (_gate)
+        {
+            latest = [.. _latest];
+            if (follow) _followers.Add(live.Writer);
+        }
+        foreach (var line in latest) yield return line;
+        if (!follow) yield break;
+        try
+        {
+            await foreach (var line in live.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false)) yield return line;
+        }
+        finally
+        {
+            lock (_gate) _followers.Remove(live.Writer);
+        }
+    }
+
+    private void Add(string line)
+    {
+        lock (_gate)
+        {
+            if (_latest.Count == Kept) _latest.Dequeue();
+            _latest.Enqueue(line);
+            foreach (var follower in _followers) follower.TryWrite(line);
+        }
+    }
+}
