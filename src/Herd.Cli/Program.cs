@@ -80,6 +80,24 @@ logs.SetAction(async (result, cancellationToken) =>
     return 0;
 });
 
+// A command for a running app: a clear line, not a stack trace, when there is none.
+foreach (var client in new[] { ls, logs, reload, restart, stop, scale })
+{
+    var action = client.Action!;
+    client.SetAction(async (result, cancellationToken) =>
+    {
+        try
+        {
+            return await ((System.CommandLine.Invocation.AsynchronousCommandLineAction)action).InvokeAsync(result, cancellationToken);
+        }
+        catch (InvalidOperationException ex)
+        {
+            Console.Error.WriteLine($"herd: {ex.Message}");
+            return 1;
+        }
+    });
+}
+
 var root = new RootCommand("herd: run any .NET server clustered, keep it up, reload it with zero downtime.") { run, ls, logs, reload, restart, stop, scale };
 return await root.Parse(args).InvokeAsync();
 

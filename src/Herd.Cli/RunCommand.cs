@@ -37,6 +37,7 @@ internal sealed class RunCommand
             Environment = new Dictionary<string, string?> { [StartupHooks] = string.IsNullOrEmpty(hooks) ? hook : $"{hooks}{Path.PathSeparator}{hook}" },
         });
         await using var supervisor = new Supervisor(primary, options);
+        primary.AdoptSystemdSockets();
         var run = new RunCommand(primary, supervisor);
         primary.Forked += run._logs.Attach;
         using var control = ControlSocket.Listen(ControlSocket.PathFor(name));
@@ -55,7 +56,15 @@ internal sealed class RunCommand
                 Console.Error.WriteLine($"herd: worker {worker.Id} (pid {worker.Process.Id}) died ({exit}); restarting in {delay.TotalMilliseconds:0} ms");
             using var signals = run.HandleSignals();
             _ = run.ServeControlAsync(control);
-            await supervisor.StartAsync(cancellationToken);
+            try
+            {
+                await supervisor.StartAsync(cancellationToken);
+            }
+            catch (TimeoutException ex)
+            {
+                Console.Error.WriteLine($"herd: the workers did not become ready: {ex.Message}");
+                return 1;
+            }
             var status = $"{name} running, {options.Workers} worker(s), pids {string.Join(' ', supervisor.Workers.Select(w => w.Process.Id))}";
             Console.Error.WriteLine($"herd: {status}");
             run._systemd.Ready(status);

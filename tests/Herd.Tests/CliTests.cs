@@ -141,6 +141,40 @@ public sealed class CliTests
     }
 
     [Fact]
+    public async Task Under_systemd_socket_activation_the_primary_serves_the_socket_it_was_given()
+    {
+        if (!File.Exists("/usr/bin/systemd-socket-activate")) return; // Debian's systemd package has it; CI's machine does
+        int port = Ports.Free();
+        var name = "test-" + Guid.NewGuid().ToString("N")[..8];
+        var start = new ProcessStartInfo("systemd-socket-activate") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var arg in new[] { "-l", $"127.0.0.1:{port}", "dotnet", TestCluster.HerdCliDll, "run", "-i", "2", "--name", name, "--",
+                     "dotnet", TestCluster.PlainWebAppDll, "--urls", $"http://127.0.0.1:{port}" })
+            start.ArgumentList.Add(arg);
+        start.Environment.Remove("XDG_RUNTIME_DIR");
+        using var activator = Process.Start(start)!;
+        var output = activator.StandardOutput.ReadToEndAsync();
+        var errors = activator.StandardError.ReadToEndAsync();
+        try
+        {
+            using var http = new HttpClient { Timeout = TestCluster.Timeout };
+            http.DefaultRequestHeaders.ConnectionClose = true;
+            var uri = new Uri($"http://127.0.0.1:{port}/pid");
+            // The first request starts the service; had the primary bound the port itself, it would have failed: it is taken.
+            var pids = new HashSet<string> { await http.GetStringAsync(uri) };
+            for (int i = 0; i < 10; i++) pids.Add(await http.GetStringAsync(uri));
+            Assert.Equal(2, pids.Count);
+            Assert.Equal(0, (await HerdRun.CliAsync("stop", "--name", name)).Code);
+            await activator.WaitForExitAsync().WaitAsync(TestCluster.Timeout);
+            Assert.Equal(0, activator.ExitCode);
+        }
+        finally
+        {
+            if (!activator.HasExited) activator.Kill(entireProcessTree: true);
+        }
+        Assert.DoesNotContain("EADDRINUSE", await errors + await output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Restart_replaces_one_worker()
     {
         await using var herd = await HerdRun.StartAsync(workers: 2);

@@ -22,6 +22,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
     private readonly List<Worker> _forked = [];
     private readonly Dictionary<string, ServerHandle> _handles = [];
     private readonly ConcurrentDictionary<int, RoundRobinHandle> _roundRobin = new();
+    private readonly InheritedSockets _inherited = new();
     private ClusterSettings _settings;
     private SchedulingPolicy _policy = PolicyFromEnvironment();
     private bool _policyFrozen;
@@ -84,6 +85,12 @@ public sealed class ClusterPrimary : IAsyncDisposable
 
     /// <summary>A worker sent a message.</summary>
     public event Action<Worker, ClusterMessage>? Message;
+
+    /// <summary>
+    /// Adopts the listening sockets systemd passed to this process (socket activation: LISTEN_PID and LISTEN_FDS), so
+    /// that a worker listening on one of their addresses gets it instead of a new bind. Returns how many there were.
+    /// </summary>
+    public int AdoptSystemdSockets() => _inherited.AdoptSystemd();
 
     /// <summary>Merges <paramref name="settings"/> over the current ones (null properties keep theirs) and fixes the scheduling policy.</summary>
     public void SetupPrimary(ClusterSettings? settings = null)
@@ -311,11 +318,11 @@ public sealed class ClusterPrimary : IAsyncDisposable
                 int id = ++_lastHandleId;
                 if (_policy == SchedulingPolicy.None || address.IsUdp)
                 {
-                    handle = new SharedHandle(key, id, address);
+                    handle = new SharedHandle(key, id, address, _inherited.Take(address));
                 }
                 else
                 {
-                    var roundRobin = new RoundRobinHandle(key, id, address, query.Backlog, retired => _roundRobin.TryRemove(retired.Id, out _));
+                    var roundRobin = new RoundRobinHandle(key, id, address, query.Backlog, _inherited.Take(address), retired => _roundRobin.TryRemove(retired.Id, out _));
                     _roundRobin[id] = roundRobin;
                     handle = roundRobin;
                 }

@@ -30,12 +30,12 @@ internal sealed class RoundRobinHandle : ServerHandle
     private uint _lastConnectionId;
     private bool _closed;
 
-    public RoundRobinHandle(string key, int id, AddressKey address, int backlog, Action<RoundRobinHandle> retired) : base(key, id, address)
+    public RoundRobinHandle(string key, int id, AddressKey address, int backlog, Socket? inherited, Action<RoundRobinHandle> retired) : base(key, id, address)
     {
         _retired = retired;
         try
         {
-            _listener = Binder.BindAndListen(address.ToEndPoint(), backlog, reusePort: false);
+            _listener = inherited ?? Binder.BindAndListen(address.ToEndPoint(), backlog, reusePort: false);
         }
         catch (SocketException ex)
         {

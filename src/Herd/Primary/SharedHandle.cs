@@ -15,12 +15,12 @@ internal sealed class SharedHandle : ServerHandle
     private readonly Socket? _socket;
     private readonly SocketError _error;
 
-    public SharedHandle(string key, int id, AddressKey address) : base(key, id, address)
+    public SharedHandle(string key, int id, AddressKey address, Socket? inherited) : base(key, id, address)
     {
         try
         {
             var endPoint = address.ToEndPoint();
-            _socket = address.IsUdp ? Binder.BindDatagram((System.Net.IPEndPoint)endPoint, reusePort: false) : Binder.BindStream(endPoint, reusePort: false);
+            _socket = inherited ?? (address.IsUdp ? Binder.BindDatagram((System.Net.IPEndPoint)endPoint, reusePort: false) : Binder.BindStream(endPoint, reusePort: false));
         }
         catch (SocketException ex)
         {
