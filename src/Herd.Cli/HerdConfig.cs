@@ -26,6 +26,7 @@ internal sealed record HerdConfig
     public long? MaxRequestsJitter { get; init; }
     public long? MaxMemoryMb { get; init; }
     public int? MaxAge { get; init; }
+    public int? DrainDelay { get; init; }
     public int? HeartbeatTimeout { get; init; }
 
     public static HerdConfig Load(string path)
@@ -64,6 +65,7 @@ internal sealed record HerdConfig
             MaxRequestsJitter = MaxRequestsJitter ?? defaults.MaxRequestsJitter,
             MaxMemory = MaxMemoryMb is long mb ? mb * 1048576 : defaults.MaxMemory,
             MaxAge = Millis(MaxAge, defaults.MaxAge),
+            DrainDelay = Millis(DrainDelay, defaults.DrainDelay),
         };
         try
         {

@@ -69,7 +69,7 @@ internal sealed class RunCommand
             Console.Error.WriteLine($"herd: {status}");
             run._systemd.Ready(status);
             int code = await run._stopped.Task.WaitAsync(cancellationToken);
-            run._systemd.Stopping();
+            run._systemd.Stopping(options.DrainDelay > TimeSpan.Zero ? "draining" : "stopping");
             await supervisor.StopAsync(CancellationToken.None);
             return code;
         }

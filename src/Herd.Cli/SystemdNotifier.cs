@@ -36,7 +36,7 @@ internal sealed class SystemdNotifier : IDisposable
 
     public void Reloading() => Send($"RELOADING=1\nMONOTONIC_USEC={System.Diagnostics.Stopwatch.GetTimestamp() * 1_000_000 / System.Diagnostics.Stopwatch.Frequency}");
 
-    public void Stopping() => Send("STOPPING=1");
+    public void Stopping(string status) => Send($"STOPPING=1\nSTATUS={status}");
 
     private void Send(string state)
     {

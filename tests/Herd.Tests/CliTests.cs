@@ -113,7 +113,7 @@ public sealed class CliTests
                 Assert.StartsWith("RELOADING=1\nMONOTONIC_USEC=", await NextAsync(), StringComparison.Ordinal);
                 Assert.StartsWith("READY=1", await NextAsync(), StringComparison.Ordinal);
             }
-            Assert.Equal("STOPPING=1", await NextAsync());
+            Assert.Equal("STOPPING=1\nSTATUS=stopping", await NextAsync());
         }
         finally
         {

@@ -198,6 +198,27 @@ public sealed class SupervisorTests
     }
 
     [Fact]
+    public async Task A_drain_delay_keeps_serving_after_stop_begins()
+    {
+        await using var cluster = new TestCluster(["serve"]);
+        var drain = TimeSpan.FromSeconds(1);
+        await using var supervisor = new Supervisor(cluster.Primary, Quick with { Workers = 1, DrainDelay = drain });
+        await supervisor.StartAsync();
+        var worker = supervisor.Workers.Single();
+        var address = await cluster.ListeningAsync(worker);
+
+        var clock = Stopwatch.StartNew();
+        var stopping = supervisor.StopAsync();
+        Assert.Equal(SupervisorState.Draining, supervisor.State);
+        Assert.Equal(worker.Process.Id, await Client.PidOfAsync(address.EndPoint)); // still served while draining
+        await stopping.WaitAsync(TestCluster.Timeout);
+
+        Assert.True(clock.Elapsed >= drain, $"stopped after {clock.ElapsedMilliseconds} ms");
+        Assert.Equal(SupervisorState.Stopped, supervisor.State);
+        Assert.True(worker.IsDead);
+    }
+
+    [Fact]
     public async Task Stop_kills_a_worker_that_outlasts_the_kill_timeout()
     {
         await using var cluster = new TestCluster(["serve"]);

@@ -135,9 +135,18 @@ public sealed class Supervisor : IAsyncDisposable
         }
     }
 
-    /// <summary>Disconnects every worker gracefully, kills those that outlast the kill timeout, and restarts none.</summary>
+    /// <summary>
+    /// Keeps serving for the drain delay, then disconnects every worker gracefully, kills those that outlast the kill
+    /// timeout, and restarts none.
+    /// </summary>
     public async Task StopAsync(CancellationToken cancellationToken = default)
     {
+        lock (_gate)
+        {
+            if (State is SupervisorState.Stopped or SupervisorState.Draining) return;
+            if (_options.DrainDelay > TimeSpan.Zero) State = SupervisorState.Draining;
+        }
+        if (_options.DrainDelay > TimeSpan.Zero) await Task.Delay(_options.DrainDelay, cancellationToken).ConfigureAwait(false);
         await _changing.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {

@@ -27,6 +27,12 @@ public sealed record SupervisorOptions
     /// <summary>How long a worker may take to leave gracefully before it is killed (PM2's kill_timeout).</summary>
     public TimeSpan KillTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// How long a stop keeps serving before the workers' listeners close, for load balancers and Kubernetes to take the
+    /// app out of rotation first; meanwhile <see cref="Supervisor.State"/> is <see cref="SupervisorState.Draining"/>.
+    /// </summary>
+    public TimeSpan DrainDelay { get; init; }
+
     /// <summary>How often the primary sends each worker a heartbeat.</summary>
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(5);
 
@@ -60,7 +66,7 @@ public sealed record SupervisorOptions
         if (ReloadBatchSize < 1) throw new ArgumentOutOfRangeException(nameof(ReloadBatchSize), ReloadBatchSize, "ReloadBatchSize must be at least 1.");
         foreach (var (name, value) in new[] { (nameof(RestartDelay), RestartDelay), (nameof(MaxRestartDelay), MaxRestartDelay), (nameof(MinUptime), MinUptime),
                      (nameof(StableAfter), StableAfter), (nameof(ReadyTimeout), ReadyTimeout), (nameof(KillTimeout), KillTimeout),
-                     (nameof(HeartbeatTimeout), HeartbeatTimeout), (nameof(MaxAge), MaxAge) })
+                     (nameof(HeartbeatTimeout), HeartbeatTimeout), (nameof(MaxAge), MaxAge), (nameof(DrainDelay), DrainDelay) })
         {
             if (value < TimeSpan.Zero) throw new ArgumentOutOfRangeException(name, value, $"{name} cannot be negative.");
         }
@@ -78,6 +84,9 @@ public enum SupervisorState
 
     /// <summary>Workers crashed too often in a row; it no longer restarts them.</summary>
     Errored,
+
+    /// <summary>Stopping after its drain delay: still serving, but on its way out.</summary>
+    Draining,
 
     /// <summary>Stopped, or stopping: workers are leaving and none is restarted.</summary>
     Stopped,
