@@ -80,8 +80,12 @@ logs.SetAction(async (result, cancellationToken) =>
     return 0;
 });
 
+var once = new Option<bool>("--once") { Description = "Draw one frame and exit." };
+var monit = new Command("monit", "A live view of the workers: state, requests, CPU and memory, refreshed every second.") { name, once };
+monit.SetAction((result, cancellationToken) => MonitCommand.RunAsync(result.GetValue(name)!, result.GetValue(once), cancellationToken));
+
 // A command for a running app: a clear line, not a stack trace, when there is none.
-foreach (var client in new[] { ls, logs, reload, restart, stop, scale })
+foreach (var client in new[] { ls, logs, monit, reload, restart, stop, scale })
 {
     var action = client.Action!;
     client.SetAction(async (result, cancellationToken) =>
@@ -98,7 +102,7 @@ foreach (var client in new[] { ls, logs, reload, restart, stop, scale })
     });
 }
 
-var root = new RootCommand("herd: run any .NET server clustered, keep it up, reload it with zero downtime.") { run, ls, logs, reload, restart, stop, scale };
+var root = new RootCommand("herd: run any .NET server clustered, keep it up, reload it with zero downtime.") { run, ls, logs, monit, reload, restart, stop, scale };
 return await root.Parse(args).InvokeAsync();
 
 async Task<ControlResponse> Send(ParseResult result, ControlRequest request, CancellationToken cancellationToken)

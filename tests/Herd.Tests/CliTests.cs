@@ -159,8 +159,9 @@ public sealed class CliTests
             using var http = new HttpClient { Timeout = TestCluster.Timeout };
             http.DefaultRequestHeaders.ConnectionClose = true;
             var uri = new Uri($"http://127.0.0.1:{port}/pid");
-            // The first request starts the service; had the primary bound the port itself, it would have failed: it is taken.
-            var pids = new HashSet<string> { await http.GetStringAsync(uri) };
+            // The first request starts the service (once the activator listens); had the primary bound the port itself, it
+            // would have failed: the activator holds it.
+            var pids = new HashSet<string> { await KestrelTests.GetWhenUpAsync(http, uri, () => "systemd-socket-activate never listened") };
             for (int i = 0; i < 10; i++) pids.Add(await http.GetStringAsync(uri));
             Assert.Equal(2, pids.Count);
             Assert.Equal(0, (await HerdRun.CliAsync("stop", "--name", name)).Code);
@@ -172,6 +173,17 @@ public sealed class CliTests
             if (!activator.HasExited) activator.Kill(entireProcessTree: true);
         }
         Assert.DoesNotContain("EADDRINUSE", await errors + await output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Monit_draws_the_workers()
+    {
+        await using var herd = await HerdRun.StartAsync(workers: 2);
+        var pids = await herd.LsAsync();
+        var (code, output) = await HerdRun.CliAsync("monit", "--once", "--name", herd.Name);
+        Assert.Equal(0, code);
+        Assert.All(pids, pid => Assert.Contains(pid.ToString(CultureInfo.InvariantCulture), output, StringComparison.Ordinal));
+        Assert.Contains("listening", output, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -132,7 +132,7 @@ public sealed class KestrelTests
     }
 
     // Workers log "started" just before Kestrel binds; the first request may beat the bind.
-    private static async Task<string> GetWhenUpAsync(HttpClient http, Uri uri, Func<string> output)
+    internal static async Task<string> GetWhenUpAsync(HttpClient http, Uri uri, Func<string> output)
     {
         var deadline = Stopwatch.StartNew();
         while (true)
