@@ -1,0 +1,26 @@
+using Herd;
+
+namespace Microsoft.Extensions.Configuration;
+
+/// <summary>Reads Herd's settings from the app's configuration (appsettings.json, environment, command line).</summary>
+public static class HerdConfigurationExtensions
+{
+    /// <summary>
+    /// The <see cref="SupervisorOptions"/> in the section (by default <c>Herd</c>), durations as <c>hh:mm:ss</c>. An
+    /// unknown key or a value out of range throws <see cref="InvalidOperationException"/> naming it.
+    /// </summary>
+    public static SupervisorOptions GetSupervisorOptions(this IConfiguration configuration, string section = "Herd")
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        var options = configuration.GetSection(section).Get<SupervisorOptions>(binder => binder.ErrorOnUnknownConfiguration = true) ?? new SupervisorOptions();
+        try
+        {
+            options.Validate();
+        }
+        catch (ArgumentOutOfRangeException ex)
+        {
+            throw new InvalidOperationException($"{section}:{ex.ParamName}: {ex.Message.Split(" (Parameter", 2)[0]}", ex);
+        }
+        return options;
+    }
+}
