@@ -73,7 +73,7 @@ public sealed class SettingsTests
     // The checkout may sit under a folder only root can enter (/root): then the worker runs from a copy in /tmp.
     private static string WorkerDllNobodyCanRead()
     {
-        var folder = AppContext.BaseDirectory;
+        var folder = Path.GetDirectoryName(TestCluster.WorkerDll)!;
         bool reachable = true;
         for (var dir = new DirectoryInfo(folder); dir is not null; dir = dir.Parent)
             reachable &= File.GetUnixFileMode(dir.FullName).HasFlag(UnixFileMode.OtherExecute);

@@ -11,7 +11,7 @@ namespace Herd.Tests;
 internal sealed class TestCluster : IAsyncDisposable
 {
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
-    public static string WorkerDll { get; } = Path.Combine(AppContext.BaseDirectory, "Herd.TestWorker.dll");
+    public static string WorkerDll { get; } = Built("TestWorkerDll");
 
     /// <summary>samples/HelloCluster, built beside the tests: the Kestrel tests run it as a user would.</summary>
     public static string SampleDll { get; } = Built("HelloClusterDll");
