@@ -62,8 +62,8 @@ internal sealed class RunCommand
             }
             catch (TimeoutException ex)
             {
-                Console.Error.WriteLine($"herd: the workers did not become ready: {ex.Message}");
-                return 1;
+                // Not fatal by itself: the supervisor restarts what died, and says when it gives up.
+                Console.Error.WriteLine($"herd: the workers are not ready yet: {ex.Message}");
             }
             var status = $"{name} running, {options.Workers} worker(s), pids {string.Join(' ', supervisor.Workers.Select(w => w.Process.Id))}";
             Console.Error.WriteLine($"herd: {status}");
@@ -85,8 +85,8 @@ internal sealed class RunCommand
         PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop),
         PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop),
         PosixSignalRegistration.Create(PosixSignal.SIGHUP, context => Handle(context, ReloadAsync)),
-        PosixSignalRegistration.Create(PosixSignal.SIGTTIN, context => Handle(context, () => _supervisor.ScaleAsync(_supervisor.Workers.Count + 1))),
-        PosixSignalRegistration.Create(PosixSignal.SIGTTOU, context => Handle(context, () => _supervisor.ScaleAsync(Math.Max(0, _supervisor.Workers.Count - 1)))));
+        PosixSignalRegistration.Create(PosixSignal.SIGTTIN, context => Handle(context, () => _supervisor.ScaleByAsync(+1))),
+        PosixSignalRegistration.Create(PosixSignal.SIGTTOU, context => Handle(context, () => _supervisor.ScaleByAsync(-1))));
 
     private void Stop(PosixSignalContext context)
     {
@@ -204,9 +204,12 @@ internal sealed class RunCommand
                     await ReloadAsync();
                     return new ControlResponse(true);
                 case "scale" when request.Count is int count:
-                    int target = request.Sign switch { "+" => _supervisor.Workers.Count + count, "-" => _supervisor.Workers.Count - count, _ => count };
-                    if (target < 0) return new ControlResponse(false, $"cannot scale to {target} workers");
-                    await _supervisor.ScaleAsync(target);
+                    await (request.Sign switch
+                    {
+                        "+" => _supervisor.ScaleByAsync(count),
+                        "-" => _supervisor.ScaleByAsync(-count),
+                        _ => _supervisor.ScaleAsync(count),
+                    });
                     return new ControlResponse(true);
                 case "restart" when request.Count is int id:
                     var worker = _supervisor.Workers.FirstOrDefault(w => w.Id == id);

@@ -187,6 +187,38 @@ public sealed class CliTests
     }
 
     [Fact]
+    public async Task Ttin_and_ttou_add_and_remove_a_worker()
+    {
+        await using var herd = await HerdRun.StartAsync(workers: 2);
+        Assert.True(Native.Fd.Kill(herd.Pid, (int)UnixSignal.SIGTTIN));
+        await herd.WaitForWorkersAsync(3);
+        // One at a time: the kernel merges a signal sent again before the first was handled.
+        Assert.True(Native.Fd.Kill(herd.Pid, (int)UnixSignal.SIGTTOU));
+        await herd.WaitForWorkersAsync(2);
+        Assert.True(Native.Fd.Kill(herd.Pid, (int)UnixSignal.SIGTTOU));
+        await herd.WaitForWorkersAsync(1);
+    }
+
+    [Fact]
+    public async Task A_crash_looping_app_ends_errored()
+    {
+        var config = Path.GetTempFileName();
+        try
+        {
+            await File.WriteAllTextAsync(config, """{ "maxRestarts": 3, "restartDelay": 10, "maxRestartDelay": 50 }""");
+            var (code, output) = await HerdRun.CliAsync("run", "-i", "1", "--config", config, "--name", "test-" + Guid.NewGuid().ToString("N")[..8],
+                "--", "dotnet", "/nonexistent/App.dll");
+            Assert.Equal(1, code);
+            Assert.Contains("crashed 4 times in a row", output, StringComparison.Ordinal);
+            Assert.Equal(3, output.Split('\n').Count(line => line.Contains("restarting in", StringComparison.Ordinal))); // and no more: no fork bomb
+        }
+        finally
+        {
+            File.Delete(config);
+        }
+    }
+
+    [Fact]
     public async Task Restart_replaces_one_worker()
     {
         await using var herd = await HerdRun.StartAsync(workers: 2);
@@ -285,6 +317,16 @@ public sealed class CliTests
             var pids = new HashSet<int>();
             for (int i = 0; i < requests; i++) pids.Add(await GetPidAsync());
             return pids;
+        }
+
+        public async Task WaitForWorkersAsync(int count)
+        {
+            var clock = Stopwatch.StartNew();
+            while ((await LsAsync()).Count != count)
+            {
+                Assert.True(clock.Elapsed < TestCluster.Timeout, $"never {count} workers");
+                await Task.Delay(50);
+            }
         }
 
         public async Task<List<int>> LsAsync()

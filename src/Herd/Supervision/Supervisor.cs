@@ -116,14 +116,24 @@ public sealed class Supervisor : IAsyncDisposable
     }
 
     /// <summary>Runs <paramref name="workers"/> workers from now on: forks the missing ones, or retires the newest extra ones gracefully.</summary>
-    public async Task ScaleAsync(int workers, CancellationToken cancellationToken = default)
+    public Task ScaleAsync(int workers, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(workers);
+        return ScaleAsync(_ => workers, cancellationToken);
+    }
+
+    /// <summary>Runs <paramref name="delta"/> more (or, negative, fewer) workers than it runs when its turn comes; never fewer than none.</summary>
+    public Task ScaleByAsync(int delta, CancellationToken cancellationToken = default) =>
+        ScaleAsync(current => Math.Max(0, current + delta), cancellationToken);
+
+    private async Task ScaleAsync(Func<int, int> target, CancellationToken cancellationToken)
+    {
         await _changing.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             Worker[] current;
             lock (_gate) current = [.. _managed.OrderBy(w => w.Value).Select(w => w.Key)];
+            int workers = target(current.Length);
             if (workers > current.Length)
                 await WhenReadyAsync([.. Enumerable.Range(0, workers - current.Length).Select(_ => Spawn())], cancellationToken).ConfigureAwait(false);
             else
