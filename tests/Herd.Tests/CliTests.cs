@@ -219,6 +219,50 @@ public sealed class CliTests
     }
 
     [Fact]
+    public async Task A_hung_worker_is_replaced()
+    {
+        await using var herd = await HerdRun.StartAsync(workers: 2, config: """{ "heartbeatInterval": 200, "heartbeatTimeout": 2000 }""");
+        var hung = (await herd.LsAsync())[0];
+        Assert.True(Native.Fd.Kill(hung, (int)UnixSignal.SIGSTOP)); // frozen: alive, silent
+
+        var clock = Stopwatch.StartNew();
+        List<int> now;
+        do now = await herd.LsAsync();
+        while ((now.Contains(hung) || now.Count < 2) && clock.Elapsed < TestCluster.Timeout);
+        Assert.DoesNotContain(hung, now);
+        Assert.Equal(2, now.Count);
+        Assert.Contains(herd.Errors, line => line.Contains($"pid {hung}) answered no heartbeat", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Max_requests_recycling_fails_no_request()
+    {
+        await using var herd = await HerdRun.StartAsync(workers: 2, config: """{ "maxRequests": 150, "maxRequestsJitter": 50, "heartbeatInterval": 100 }""");
+        var before = await herd.PidsServingAsync(10);
+        var failures = new ConcurrentQueue<Exception>();
+        var clock = Stopwatch.StartNew();
+        int Recycles() => herd.Errors.Count(line => line.Contains("recycling worker", StringComparison.Ordinal));
+        await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
+        {
+            while (Recycles() < 2 && clock.Elapsed < TestCluster.Timeout)
+            {
+                try
+                {
+                    await herd.GetPidAsync();
+                }
+                catch (HttpRequestException ex)
+                {
+                    failures.Enqueue(ex);
+                }
+            }
+        })));
+
+        Assert.Empty(failures);
+        Assert.True(Recycles() >= 2);
+        Assert.NotEqual(before.Order(), (await herd.LsAsync()).Order());
+    }
+
+    [Fact]
     public async Task Restart_replaces_one_worker()
     {
         await using var herd = await HerdRun.StartAsync(workers: 2);
@@ -269,6 +313,7 @@ public sealed class CliTests
         private readonly HttpClient _http = new() { Timeout = TestCluster.Timeout };
         private readonly ConcurrentQueue<string> _errors = new();
         private readonly TaskCompletionSource _running = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private string? _config;
 
         private HerdRun(string name, int port)
         {
@@ -297,10 +342,20 @@ public sealed class CliTests
 
         public int Pid => _process.Id;
 
-        public static async Task<HerdRun> StartAsync(int workers, params (string Name, string Value)[] environment)
+        public static async Task<HerdRun> StartAsync(int workers, params (string Name, string Value)[] environment) =>
+            await StartAsync(workers, null, environment);
+
+        public static async Task<HerdRun> StartAsync(int workers, string? config, params (string Name, string Value)[] environment)
         {
             var run = new HerdRun("test-" + Guid.NewGuid().ToString("N")[..8], Ports.Free());
             run._process.StartInfo.ArgumentList[3] = workers.ToString(CultureInfo.InvariantCulture);
+            if (config is not null)
+            {
+                run._config = Path.GetTempFileName();
+                await File.WriteAllTextAsync(run._config, config);
+                run._process.StartInfo.ArgumentList.Insert(4, "--config");
+                run._process.StartInfo.ArgumentList.Insert(5, run._config);
+            }
             foreach (var (name, value) in environment) run._process.StartInfo.Environment[name] = value;
             run._process.Start();
             run._process.BeginErrorReadLine();
@@ -361,6 +416,7 @@ public sealed class CliTests
             }
             Assert.Equal(0, _process.ExitCode);
             _process.Dispose();
+            if (_config is not null) File.Delete(_config);
         }
     }
 }
