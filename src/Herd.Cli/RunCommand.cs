@@ -40,8 +40,8 @@ internal sealed class RunCommand
         primary.AdoptSystemdSockets();
         var run = new RunCommand(primary, supervisor);
         primary.Forked += run._logs.Attach;
-        using var control = ControlSocket.Listen(ControlSocket.PathFor(name));
         var path = ControlSocket.PathFor(name);
+        using var control = ControlSocket.Listen(path);
         try
         {
             supervisor.Errored += reason =>

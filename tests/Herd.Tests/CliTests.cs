@@ -224,13 +224,7 @@ public sealed class CliTests
         await using var herd = await HerdRun.StartAsync(workers: 2, config: """{ "heartbeatInterval": 200, "heartbeatTimeout": 2000 }""");
         var hung = (await herd.LsAsync())[0];
         Assert.True(Native.Fd.Kill(hung, (int)UnixSignal.SIGSTOP)); // frozen: alive, silent
-
-        var clock = Stopwatch.StartNew();
-        List<int> now;
-        do now = await herd.LsAsync();
-        while ((now.Contains(hung) || now.Count < 2) && clock.Elapsed < TestCluster.Timeout);
-        Assert.DoesNotContain(hung, now);
-        Assert.Equal(2, now.Count);
+        await herd.WaitForReplacementAsync(hung, workers: 2);
         Assert.Contains(herd.Errors, line => line.Contains($"pid {hung}) answered no heartbeat", StringComparison.Ordinal));
     }
 
@@ -281,12 +275,7 @@ public sealed class CliTests
         await using var herd = await HerdRun.StartAsync(workers: 2);
         var victim = (await herd.LsAsync())[0];
         Assert.True(Native.Fd.Kill(victim, (int)UnixSignal.SIGKILL));
-        var clock = Stopwatch.StartNew();
-        List<int> now;
-        do now = await herd.LsAsync();
-        while ((now.Contains(victim) || now.Count < 2) && clock.Elapsed < TestCluster.Timeout);
-        Assert.DoesNotContain(victim, now);
-        Assert.Equal(2, now.Count);
+        await herd.WaitForReplacementAsync(victim, workers: 2);
         Assert.Contains(herd.Errors, line => line.Contains($"pid {victim}) died (SIGKILL)", StringComparison.Ordinal));
     }
 
@@ -382,6 +371,17 @@ public sealed class CliTests
                 Assert.True(clock.Elapsed < TestCluster.Timeout, $"never {count} workers");
                 await Task.Delay(50);
             }
+        }
+
+        /// <summary>Waits until <paramref name="pid"/> is gone from herd ls and <paramref name="workers"/> run again.</summary>
+        public async Task WaitForReplacementAsync(int pid, int workers)
+        {
+            var clock = Stopwatch.StartNew();
+            List<int> now;
+            do now = await LsAsync();
+            while ((now.Contains(pid) || now.Count < workers) && clock.Elapsed < TestCluster.Timeout);
+            Assert.DoesNotContain(pid, now);
+            Assert.Equal(workers, now.Count);
         }
 
         public async Task<List<int>> LsAsync()

@@ -33,7 +33,6 @@ internal sealed class Channel : IDisposable
 
     private readonly SafeFdHandle _handle;
     private readonly int _fd;
-    private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Lock _sendLock = new();
     private Queue<Outgoing>? _backlog;
     private bool _closed;
@@ -45,9 +44,6 @@ internal sealed class Channel : IDisposable
         _handle = fd;
         _fd = fd.Fd;
     }
-
-    /// <summary>Completes when the receive loop has ended and <see cref="IChannelHandler.OnClosed"/> has run.</summary>
-    public Task Completion => _completion.Task;
 
     public bool IsClosed => Volatile.Read(ref _closed);
 
@@ -239,11 +235,7 @@ internal sealed class Channel : IDisposable
     private void Close(string? error)
     {
         Dispose();
-        if (Interlocked.Exchange(ref _closedReported, 1) == 0)
-        {
-            _handler?.OnClosed(error);
-            _completion.TrySetResult();
-        }
+        if (Interlocked.Exchange(ref _closedReported, 1) == 0) _handler?.OnClosed(error);
     }
 
     /// <summary>Closes the channel; the peer sees end of stream. Queued sends are dropped.</summary>

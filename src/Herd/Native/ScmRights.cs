@@ -8,9 +8,6 @@ namespace Herd.Native;
 /// </summary>
 internal static unsafe class ScmRights
 {
-    /// <summary>The kernel's SCM_MAX_FD.</summary>
-    public const int MaxFds = 253;
-
     private static int Align(int n) => (n + sizeof(nuint) - 1) & ~(sizeof(nuint) - 1);
     private static int CmsgSpace(int bytes) => Align(sizeof(Libc.CmsgHdr)) + Align(bytes);
     private static int CmsgLen(int bytes) => Align(sizeof(Libc.CmsgHdr)) + bytes;

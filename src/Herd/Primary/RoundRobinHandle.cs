@@ -30,7 +30,7 @@ internal sealed class RoundRobinHandle : ServerHandle
     private uint _lastConnectionId;
     private bool _closed;
 
-    public RoundRobinHandle(string key, int id, AddressKey address, int backlog, Socket? inherited, Action<RoundRobinHandle> retired) : base(key, id, address)
+    public RoundRobinHandle(string key, int id, AddressKey address, int backlog, Socket? inherited, Action<RoundRobinHandle> retired) : base(key, id)
     {
         _retired = retired;
         try

@@ -1,17 +1,14 @@
 using Herd.Ipc;
-using Herd.Net;
 
 namespace Herd.Primary;
 
 /// <summary>One server the primary holds for its workers, under one key (Node's handles map).</summary>
-internal abstract class ServerHandle(string key, int id, AddressKey address)
+internal abstract class ServerHandle(string key, int id)
 {
     public string Key { get; } = key;
 
     /// <summary>The number workers name this handle by in newconn and accepted frames.</summary>
     public int Id { get; } = id;
-
-    public AddressKey Address { get; } = address;
 
     /// <summary>Registers a worker and answers its queryServer (with the shared socket, for a shared handle).</summary>
     public abstract void Add(Worker worker, InternalMessage reply);

@@ -15,7 +15,7 @@ internal sealed class SharedHandle : ServerHandle
     private readonly Socket? _socket;
     private readonly SocketError _error;
 
-    public SharedHandle(string key, int id, AddressKey address, Socket? inherited) : base(key, id, address)
+    public SharedHandle(string key, int id, AddressKey address, Socket? inherited) : base(key, id)
     {
         try
         {
