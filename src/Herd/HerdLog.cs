@@ -11,8 +11,8 @@ internal static partial class HerdLog
     [LoggerMessage(2, LogLevel.Warning, "Dropped a message from {Peer}: {Reason}.")]
     public static partial void DroppedMessage(ILogger logger, string peer, string reason);
 
-    [LoggerMessage(3, LogLevel.Warning, "Worker {WorkerId} broke the protocol and was cut off: {Reason}.")]
-    public static partial void WorkerCutOff(ILogger logger, int workerId, string reason);
+    [LoggerMessage(3, LogLevel.Warning, "Worker {WorkerId} (pid {Pid}) broke the protocol and was cut off: {Reason}.")]
+    public static partial void WorkerCutOff(ILogger logger, int workerId, int pid, string reason);
 
     [LoggerMessage(4, LogLevel.Warning, "The channel to the primary closed ({Reason}); worker {WorkerId} exits.")]
     public static partial void PrimaryGone(ILogger logger, int workerId, string reason);

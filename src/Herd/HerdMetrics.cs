@@ -14,9 +14,6 @@ internal static class HerdMetrics
     private static readonly Meter s_meter = new(MeterName);
     private static readonly ConcurrentDictionary<ClusterPrimary, byte> s_primaries = new();
 
-    /// <summary>Connections the primary handed to a worker (round robin).</summary>
-    public static readonly Counter<long> Dispatched = s_meter.CreateCounter<long>("herd.connections.dispatched", "{connection}", "Connections the primary handed to a worker.");
-
     /// <summary>Workers restarted after dying unexpectedly.</summary>
     public static readonly Counter<long> Restarts = s_meter.CreateCounter<long>("herd.worker.restarts", "{restart}", "Workers restarted after an unexpected exit.");
 
@@ -24,10 +21,17 @@ internal static class HerdMetrics
     {
         s_meter.CreateObservableGauge("herd.connections.queued", () => s_primaries.Keys.Sum(p => p.QueuedConnections), "{connection}",
             "Connections accepted by the primary, waiting for a worker.");
+        Connections("accepted", s => s.Accepted, "Connections the primary accepted for round robin.");
+        Connections("handed", s => s.Handed, "Connections a worker took from the primary.");
+        Connections("retried", s => s.Retried, "Handoffs retried with another worker after the first refused or died.");
+        Connections("refused", s => s.Refused, "Connections the primary closed unserved: no worker was left.");
         s_meter.CreateObservableGauge("herd.workers", Workers, "{worker}", "Live workers, by state.");
         s_meter.CreateObservableGauge("herd.worker.requests", () => PerWorker(w => w.Requests), "{request}", "Requests each worker had served at its last heartbeat.");
         s_meter.CreateObservableGauge("herd.worker.connections", () => PerWorker(w => w.Connections), "{connection}", "Connections each worker had accepted at its last heartbeat.");
     }
+
+    private static void Connections(string outcome, Func<ConnectionStats, long> value, string description) =>
+        s_meter.CreateObservableCounter($"herd.connections.{outcome}", () => s_primaries.Keys.Sum(p => value(p.Connections)), "{connection}", description);
 
     public static void Track(ClusterPrimary primary) => s_primaries[primary] = 0;
 

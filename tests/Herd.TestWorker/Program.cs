@@ -1,7 +1,6 @@
 // The program the tests fork: a worker with a raw socket server, or a primary of its own, by scenario.
 using System.Net;
 using System.Net.Sockets;
-using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using Herd;
@@ -17,9 +16,8 @@ switch (scenario)
         return int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture);
     case "udp":
         return await Udp.RunAsync();
-    case "garbage":
-        Garbage.Write();
-        return await Serve.RunAsync(args);
+    case "host":
+        return await Host.RunAsync(args[1..]);
     case "primary":
         return await PrimaryOfItsOwn.RunAsync(int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture));
     default:
@@ -34,6 +32,7 @@ namespace Herd.TestWorker
     {
         public static async Task<int> RunAsync(string[] args)
         {
+            Fuzz.Arm();
             var endPoint = Flag(args, "--unix") is { } path
                 ? (EndPoint)new UnixDomainSocketEndPoint(path)
                 : new IPEndPoint(IPAddress.Parse(Flag(args, "--host") ?? "127.0.0.1"), int.Parse(Flag(args, "--port") ?? "0", System.Globalization.CultureInfo.InvariantCulture));
@@ -51,6 +50,7 @@ namespace Herd.TestWorker
             }
             // Subscribed after listening on purpose: messages sent meanwhile are held for the first handler.
             Console.WriteLine($"worker {Environment.ProcessId} serving {listener.LocalEndPoint}");
+            new Thread(Fuzz.Attack) { IsBackground = true }.Start();
             var startAccepting = new TaskCompletionSource();
             if (Environment.GetEnvironmentVariable("HERD_TEST_LAZY") != "1") startAccepting.SetResult();
             var connections = new List<Task>();
@@ -168,30 +168,6 @@ namespace Herd.TestWorker
                 await socket.SendToAsync(reply, received.RemoteEndPoint);
             }
         }
-    }
-
-    /// <summary>Writes hostile frames straight onto the channel before Herd starts: the primary must shrug them off.</summary>
-    internal static unsafe partial class Garbage
-    {
-        public static void Write()
-        {
-            int fd = int.Parse(Environment.GetEnvironmentVariable("HERD_CHANNEL_FD")!, System.Globalization.CultureInfo.InvariantCulture);
-            byte[][] frames =
-            [
-                [1, (byte)'{', (byte)'x'],                                   // malformed control JSON
-                Encoding.UTF8.GetBytes("\u0001{\"act\":\"noSuchAct\",\"seq\":1}"), // unknown act
-                Encoding.UTF8.GetBytes("\u0001{\"ack\":-1}"),                  // Node's invalid-message test
-                Encoding.UTF8.GetBytes("\u0002not json"),                      // malformed user message
-                [4, 1, 0, 0, 0, 7, 0, 0, 0, 1],                                // accepted for a connection never sent
-                [99, 1, 2, 3],                                                 // unknown frame kind
-            ];
-            foreach (var frame in frames)
-                fixed (byte* data = frame)
-                    if (Send(fd, data, (nuint)frame.Length, 0) < 0) throw new IOException($"send failed: {Marshal.GetLastPInvokeError()}");
-        }
-
-        [LibraryImport("libc", EntryPoint = "send", SetLastError = true)]
-        private static partial nint Send(int fd, byte* data, nuint length, int flags);
     }
 
     /// <summary>A primary in its own process, for the test that kills it: forks workers of this program and waits.</summary>

@@ -7,7 +7,7 @@ namespace Herd.Tests;
 public sealed class MetricsTests
 {
     [Fact]
-    public async Task The_meter_counts_dispatched_connections_and_reports_workers()
+    public async Task The_meter_counts_handed_connections_and_reports_workers()
     {
         await using var cluster = new TestCluster(["serve"]);
         var (worker, address) = await cluster.ForkListeningAsync();
@@ -29,7 +29,7 @@ public sealed class MetricsTests
         listener.RecordObservableInstruments();
 
         // Other tests' clusters run in this process too: count at least ours.
-        Assert.True(longs.Where(m => m.Name == "herd.connections.dispatched").Sum(m => m.Value) >= 5);
+        Assert.True(longs.Where(m => m.Name == "herd.connections.handed").Sum(m => m.Value) >= 5);
         Assert.Contains(ints, m => m.Name == "herd.workers" && m.State == "listening" && m.Value >= 1);
         Assert.Contains(ints, m => m.Name == "herd.connections.queued");
     }

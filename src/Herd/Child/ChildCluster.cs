@@ -18,6 +18,7 @@ internal sealed class ChildCluster : IChannelHandler
 
     private readonly Ipc.Channel _channel;
     private readonly EventQueue _events = new();
+    private readonly Inbox _inbox = new();
     private readonly ConcurrentDictionary<int, Request> _requests = new();
     private readonly ConcurrentDictionary<int, RoundRobinListener> _roundRobin = new();
     private readonly Dictionary<string, SortedSet<int>> _indexes = [];
@@ -197,29 +198,35 @@ internal sealed class ChildCluster : IChannelHandler
         _channel.Send(frame);
     }
 
-    void IChannelHandler.OnFrame(FrameKind kind, ReadOnlySpan<byte> frame, ReceivedFds fds)
+    // As in the primary: a frame that breaks the protocol closes the channel, and the worker leaves.
+    string? IChannelHandler.OnFrame(FrameKind kind, ReadOnlySpan<byte> frame, ReceivedFds fds)
     {
         switch (kind)
         {
-            case FrameKind.NewConn when NewConn.TryRead(frame, out var newConn) && fds.Count == 1:
-                var fd = fds.Take()!;
+            case FrameKind.NewConn:
+                if (!NewConn.TryRead(frame, out var newConn) || fds.Take() is not { } fd) return "a newconn frame without its connection";
                 if (!_roundRobin.TryGetValue(newConn.HandleId, out var listener) || !listener.Offer(newConn.ConnectionId, fd))
                 {
                     fd.Dispose();
                     SendAccepted(newConn.HandleId, newConn.ConnectionId, false);
                 }
-                break;
+                return null;
             case FrameKind.Internal:
-                if (Frames.TryReadInternal(frame, out var message, out var error)) OnInternal(message, fds);
-                else HerdLog.DroppedMessage(Cluster.Logger, "the primary", error);
-                break;
+                if (!Frames.TryReadInternal(frame, out var message, out var error)) return error;
+                OnInternal(message, fds);
+                return null;
             case FrameKind.User:
-                if (Frames.TryReadUser(frame, fds, out var user, out var userError)) _events.Post(() => Worker.RaiseMessage(user));
-                else HerdLog.DroppedMessage(Cluster.Logger, "the primary", userError);
-                break;
+                int size = frame.Length;
+                if (fds.Count > 1) return $"sent {fds.Count} fds with a message, which carries at most one";
+                if (!_inbox.TryAdd(size)) return $"a flood of messages: over {_inbox} waiting for the worker's handlers";
+                if (!Frames.TryReadUser(frame, fds, out var user, out var userError)) return userError;
+                _events.Post(() =>
+                {
+                    if (_inbox.Remove(size)) Worker.RaiseMessage(user);
+                });
+                return null;
             default:
-                HerdLog.DroppedMessage(Cluster.Logger, "the primary", $"an unexpected {kind} frame of {frame.Length} bytes");
-                break;
+                return $"an unexpected frame of kind {(int)kind} and {frame.Length} bytes";
         }
     }
 

@@ -7,8 +7,11 @@ namespace Herd.Ipc;
 /// <summary>What a <see cref="Channel"/> delivers.</summary>
 internal interface IChannelHandler
 {
-    /// <summary>One whole frame; <c>frame[0]</c> is its <see cref="FrameKind"/>. Fds left in <paramref name="fds"/> are closed after it returns.</summary>
-    void OnFrame(FrameKind kind, ReadOnlySpan<byte> frame, ReceivedFds fds);
+    /// <summary>
+    /// One whole frame; <c>frame[0]</c> is its <see cref="FrameKind"/>. Returns null, or how the frame breaks the
+    /// protocol, which closes the channel. The handler takes the fds the frame may carry; any left are a breach too.
+    /// </summary>
+    string? OnFrame(FrameKind kind, ReadOnlySpan<byte> frame, ReceivedFds fds);
 
     /// <summary>The channel closed: the peer went away (<paramref name="error"/> null) or broke the protocol.</summary>
     void OnClosed(string? error);
@@ -196,16 +199,17 @@ internal sealed class Channel : IDisposable
         Span<int> raw = stackalloc int[MaxFdsPerFrame];
         while (true)
         {
-            int n = ScmRights.Receive(_fd, buffer, raw, out int fdCount, out bool truncated);
+            int n = ScmRights.Receive(_fd, buffer, raw, out int fdCount, out bool truncated, out bool oversized);
             if (n == 0 || n == -Libc.ECONNRESET || Volatile.Read(ref _closed)) return null;
             if (n < 0) return $"recvmsg failed: errno {-n}";
             for (int i = 0; i < fdCount; i++) partialFds.Add(new SafeFdHandle(raw[i]));
             if (truncated || partialFds.Count > MaxFdsPerFrame) return "sent more fds than a frame may carry";
+            if (oversized) return $"sent a record over {MaxRecord} bytes";
             byte header = buffer[0];
             var record = buffer.AsSpan(0, n);
             if ((header & More) == 0 && partial.WrittenCount == 0)
             {
-                Deliver(record, fds, partialFds);
+                if (Deliver(record, fds, partialFds) is { } breach) return breach;
                 continue;
             }
             if (partial.WrittenCount == 0) partial.Write([(byte)(header & ~More)]);
@@ -213,18 +217,20 @@ internal sealed class Channel : IDisposable
             if (partial.WrittenCount + n > MaxFrame) return $"sent a frame over {MaxFrame} bytes";
             partial.Write(record[1..]);
             if ((header & More) != 0) continue;
-            Deliver(partial.WrittenSpan, fds, partialFds);
+            if (Deliver(partial.WrittenSpan, fds, partialFds) is { } error) return error;
             partial.ResetWrittenCount();
         }
     }
 
-    private void Deliver(ReadOnlySpan<byte> frame, ReceivedFds fds, List<SafeFdHandle> pending)
+    private string? Deliver(ReadOnlySpan<byte> frame, ReceivedFds fds, List<SafeFdHandle> pending)
     {
         fds.Reset(pending);
         pending.Clear();
         try
         {
-            _handler!.OnFrame((FrameKind)frame[0], frame, fds);
+            var kind = (FrameKind)frame[0];
+            return _handler!.OnFrame(kind, frame, fds)
+                ?? (fds.Count > 0 ? $"sent {fds.Count} fd(s) that a {kind} frame does not carry" : null);
         }
         finally
         {

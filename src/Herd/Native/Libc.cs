@@ -13,6 +13,7 @@ internal static unsafe partial class Libc
     public const int SOL_SOCKET = 1;
     public const int SCM_RIGHTS = 1;
     public const int MSG_CTRUNC = 0x8;
+    public const int MSG_TRUNC = 0x20;
     public const int MSG_DONTWAIT = 0x40;
     public const int MSG_NOSIGNAL = 0x4000;
     public const int MSG_CMSG_CLOEXEC = 0x40000000;

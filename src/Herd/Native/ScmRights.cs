@@ -42,12 +42,14 @@ internal static unsafe class ScmRights
 
     /// <summary>
     /// Receives one record, waiting for it, with received fds close-on-exec. Returns bytes received (0 at end of
-    /// stream), or -errno. Fds land in <paramref name="fds"/>; <paramref name="truncated"/> says some were lost.
+    /// stream), or -errno. Fds land in <paramref name="fds"/>; <paramref name="truncated"/> says some were lost;
+    /// <paramref name="oversized"/> says the record did not fit <paramref name="payload"/> and its tail was lost.
     /// </summary>
-    public static int Receive(int socket, Span<byte> payload, Span<int> fds, out int fdCount, out bool truncated)
+    public static int Receive(int socket, Span<byte> payload, Span<int> fds, out int fdCount, out bool truncated, out bool oversized)
     {
         fdCount = 0;
         truncated = false;
+        oversized = false;
         int space = CmsgSpace(fds.Length * sizeof(int));
         byte* control = stackalloc byte[space];
         fixed (byte* data = payload)
@@ -63,6 +65,7 @@ internal static unsafe class ScmRights
                 if (errno != Libc.EINTR) return -errno;
             }
             truncated = (msg.Flags & Libc.MSG_CTRUNC) != 0;
+            oversized = (msg.Flags & Libc.MSG_TRUNC) != 0;
             byte* end = control + (int)msg.ControlLength;
             for (byte* cursor = control; cursor + sizeof(Libc.CmsgHdr) <= end;)
             {

@@ -23,9 +23,11 @@ public sealed class ClusterPrimary : IAsyncDisposable
     private readonly Dictionary<string, ServerHandle> _handles = [];
     private readonly ConcurrentDictionary<int, RoundRobinHandle> _roundRobin = new();
     private readonly InheritedSockets _inherited = new();
+    private readonly ConnectionCounters _connections = new();
     private ClusterSettings _settings;
     private SchedulingPolicy _policy = PolicyFromEnvironment();
     private bool _policyFrozen;
+    private bool _holdServers;
     private int _lastWorkerId;
     private int _lastHandleId;
 
@@ -37,6 +39,9 @@ public sealed class ClusterPrimary : IAsyncDisposable
     }
 
     internal int QueuedConnections => _roundRobin.Values.Sum(h => h.Queued);
+
+    /// <summary>What became of the connections this primary accepted for round robin.</summary>
+    public ConnectionStats Connections => _connections.Snapshot();
 
     /// <summary>The settings future forks use.</summary>
     public ClusterSettings Settings => _settings;
@@ -152,6 +157,23 @@ public sealed class ClusterPrimary : IAsyncDisposable
         HerdMetrics.Forget(this);
     }
 
+    /// <summary>
+    /// While held, a server whose last worker leaves stays open and its connections wait for the next worker: the
+    /// supervisor holds them while it runs, so a cluster whose every worker dies at once refuses nobody.
+    /// </summary>
+    internal void HoldServers(bool hold)
+    {
+        lock (_gate)
+        {
+            _holdServers = hold;
+            foreach (var (key, handle) in _handles.ToList())
+            {
+                handle.Held = hold;
+                if (!hold && handle.CloseIfIdle()) _handles.Remove(key);
+            }
+        }
+    }
+
     internal void BeginDisconnect(Worker worker)
     {
         lock (_gate)
@@ -184,7 +206,8 @@ public sealed class ClusterPrimary : IAsyncDisposable
     {
         if (error is not null)
         {
-            HerdLog.WorkerCutOff(Cluster.Logger, worker.Id, error);
+            HerdLog.WorkerCutOff(Cluster.Logger, worker.Id, worker.Process.Id, error);
+            worker.Inbox.Discard();
             worker.Kill(UnixSignal.SIGKILL);
         }
         lock (_gate) RemoveHandlesFor(worker, gone: true);
@@ -212,37 +235,37 @@ public sealed class ClusterPrimary : IAsyncDisposable
         }
     }
 
-    internal void OnFrame(Worker worker, FrameKind kind, ReadOnlySpan<byte> frame, ReceivedFds fds)
+    // A frame that breaks the protocol returns why, and the channel cuts the worker off. An unknown act is only
+    // logged: during a rolling reload the workers may run a newer Herd than the primary.
+    internal string? OnFrame(Worker worker, FrameKind kind, ReadOnlySpan<byte> frame, ReceivedFds fds)
     {
         switch (kind)
         {
-            case FrameKind.Accepted when Accepted.TryRead(frame, out var accepted):
-                if (!_roundRobin.TryGetValue(accepted.HandleId, out var handle) || !handle.OnAccepted(worker, accepted.ConnectionId, accepted.Ok))
-                    Drop(worker, $"an answer for connection {accepted.ConnectionId} it was never given");
-                break;
+            case FrameKind.Accepted:
+                if (!Accepted.TryRead(frame, out var accepted)) return $"a malformed accepted frame of {frame.Length} bytes";
+                return _roundRobin.TryGetValue(accepted.HandleId, out var handle) && handle.OnAccepted(worker, accepted.ConnectionId, accepted.Ok)
+                    ? null
+                    : $"an answer for connection {accepted.ConnectionId} it was never given";
             case FrameKind.Internal:
-                if (Frames.TryReadInternal(frame, out var message, out var error)) OnInternal(worker, message);
-                else Drop(worker, error);
-                break;
+                if (!Frames.TryReadInternal(frame, out var message, out var error)) return error;
+                OnInternal(worker, message);
+                return null;
             case FrameKind.User:
-                if (!Frames.TryReadUser(frame, fds, out var user, out var userError))
-                {
-                    Drop(worker, userError);
-                    break;
-                }
+                int size = frame.Length;
+                if (fds.Count > 1) return $"sent {fds.Count} fds with a message, which carries at most one";
+                if (!worker.Inbox.TryAdd(size)) return $"a flood of messages: over {worker.Inbox} waiting for the primary's handlers";
+                if (!Frames.TryReadUser(frame, fds, out var user, out var userError)) return userError;
                 _events.Post(() =>
                 {
+                    if (!worker.Inbox.Remove(size)) return;
                     worker.RaiseMessage(user);
                     Message?.Invoke(worker, user);
                 });
-                break;
+                return null;
             default:
-                Drop(worker, $"an unexpected {kind} frame of {frame.Length} bytes");
-                break;
+                return $"an unexpected frame of kind {(int)kind} and {frame.Length} bytes";
         }
     }
-
-    private static void Drop(Worker worker, string reason) => HerdLog.DroppedMessage(Cluster.Logger, worker.ToString(), reason);
 
     private void OnInternal(Worker worker, InternalMessage message)
     {
@@ -287,7 +310,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
                 worker.Connections = message.Connections;
                 break;
             default:
-                Drop(worker, $"an unknown or incomplete act '{message.Act}'");
+                HerdLog.DroppedMessage(Cluster.Logger, worker.ToString(), $"an unknown or incomplete act '{message.Act}'");
                 break;
         }
     }
@@ -322,10 +345,11 @@ public sealed class ClusterPrimary : IAsyncDisposable
                 }
                 else
                 {
-                    var roundRobin = new RoundRobinHandle(key, id, address, query.Backlog, _inherited.Take(address), retired => _roundRobin.TryRemove(retired.Id, out _));
+                    var roundRobin = new RoundRobinHandle(key, id, address, query.Backlog, _inherited.Take(address), _connections, retired => _roundRobin.TryRemove(retired.Id, out _));
                     _roundRobin[id] = roundRobin;
                     handle = roundRobin;
                 }
+                handle.Held = _holdServers;
                 _handles[key] = handle;
             }
             handle.Add(worker, reply);

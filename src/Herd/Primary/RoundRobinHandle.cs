@@ -18,21 +18,29 @@ internal sealed class RoundRobinHandle : ServerHandle
     // a worker that stops accepting holds few connections until it dies and they move on.
     internal const int Window = 64;
 
+    // Connections the primary holds while no worker has room (none left, or all stuck). Past it the accept thread
+    // waits and the kernel's backlog queues the rest: the primary's fds stay bounded under any flood.
+    internal const int MaxQueued = 4096;
+
     private readonly Socket? _listener;
     private readonly SocketError _error;
     private readonly Action<RoundRobinHandle> _retired;
+    private readonly ConnectionCounters _counters;
     private readonly Lock _gate = new();
     private readonly List<Member> _members = [];
     private readonly Queue<SafeFdHandle> _retry = new();
     private readonly Queue<SafeFdHandle> _pending = new();
     private readonly Dictionary<uint, InFlight> _inFlight = [];
+    private readonly object _room = new();
+    private bool _full;
     private int _next;
     private uint _lastConnectionId;
     private bool _closed;
 
-    public RoundRobinHandle(string key, int id, AddressKey address, int backlog, Socket? inherited, Action<RoundRobinHandle> retired) : base(key, id)
+    public RoundRobinHandle(string key, int id, AddressKey address, int backlog, Socket? inherited, ConnectionCounters counters, Action<RoundRobinHandle> retired) : base(key, id)
     {
         _retired = retired;
+        _counters = counters;
         try
         {
             _listener = inherited ?? Binder.BindAndListen(address.ToEndPoint(), backlog, reusePort: false);
@@ -112,6 +120,7 @@ internal sealed class RoundRobinHandle : ServerHandle
             if (ok)
             {
                 entry.Connection.Dispose(); // the worker holds the connection now; this was only the primary's copy
+                _counters.Handed();
             }
             else
             {
@@ -132,6 +141,7 @@ internal sealed class RoundRobinHandle : ServerHandle
             _members.Clear();
             CloseListener();
             foreach (var entry in _inFlight.Values) entry.Connection.Dispose();
+            _counters.Refused(_inFlight.Count);
             _inFlight.Clear();
             RetireIfDone();
         }
@@ -152,20 +162,24 @@ internal sealed class RoundRobinHandle : ServerHandle
             int backoffMs = 0;
             while (!Volatile.Read(ref _closed))
             {
+                WaitForRoom();
                 int fd = Libc.Accept4(listener, null, null, Libc.SOCK_CLOEXEC);
                 if (fd >= 0)
                 {
                     backoffMs = 0;
                     var connection = new SafeFdHandle(fd);
+                    _counters.Accepted();
                     lock (_gate)
                     {
                         if (_closed)
                         {
                             connection.Dispose();
+                            _counters.Refused();
                             return;
                         }
                         _pending.Enqueue(connection);
                         Pump();
+                        if (_retry.Count + _pending.Count >= MaxQueued) Volatile.Write(ref _full, true);
                     }
                     continue;
                 }
@@ -184,6 +198,21 @@ internal sealed class RoundRobinHandle : ServerHandle
         }
     }
 
+    // The accept thread's only wait; never under _gate, which is taken inside _room and never the other way round.
+    private void WaitForRoom()
+    {
+        lock (_room)
+        {
+            while (Volatile.Read(ref _full) && !Volatile.Read(ref _closed)) Monitor.Wait(_room);
+        }
+    }
+
+    private void MakeRoom()
+    {
+        Volatile.Write(ref _full, false);
+        lock (_room) Monitor.PulseAll(_room);
+    }
+
     // Under _gate: hand queued connections to workers with room, in turn.
     private void Pump()
     {
@@ -195,7 +224,6 @@ internal sealed class RoundRobinHandle : ServerHandle
             _inFlight.Add(id, new InFlight(member, connection));
             member.InFlight++;
             new NewConn(Id, id).Write(frame);
-            HerdMetrics.Dispatched.Add(1);
             if (!member.Worker.Channel.Send(frame, connection))
             {
                 // The channel closed under us: this worker is gone, and so is anything it held but never took.
@@ -205,6 +233,7 @@ internal sealed class RoundRobinHandle : ServerHandle
                 RequeueHeldBy(member.Worker);
             }
         }
+        if (_full && _retry.Count + _pending.Count < MaxQueued) MakeRoom();
     }
 
     // The member with room that has been given the fewest connections, the earliest in turn on ties: strict round
@@ -237,8 +266,14 @@ internal sealed class RoundRobinHandle : ServerHandle
 
     private void Requeue(SafeFdHandle connection)
     {
-        if (_closed) connection.Dispose(); // no worker left: refused outright, never left hanging
-        else _retry.Enqueue(connection);
+        if (_closed)
+        {
+            connection.Dispose(); // no worker left: refused outright, never left hanging
+            _counters.Refused();
+            return;
+        }
+        _retry.Enqueue(connection);
+        _counters.Retried();
     }
 
     // Under _gate. The last worker to leave closes the listener and refuses what is queued, as in Node.
@@ -248,7 +283,17 @@ internal sealed class RoundRobinHandle : ServerHandle
         if (index < 0) return;
         _members.RemoveAt(index);
         if (index < _next) _next--;
-        if (_members.Count == 0) CloseListener();
+        if (_members.Count == 0 && !Held) CloseListener();
+    }
+
+    public override bool CloseIfIdle()
+    {
+        lock (_gate)
+        {
+            if (_members.Count == 0) CloseListener();
+            RetireIfDone();
+            return _closed;
+        }
     }
 
     private void CloseListener()
@@ -261,6 +306,8 @@ internal sealed class RoundRobinHandle : ServerHandle
             _listener.Dispose();
         }
         int dropped = _retry.Count + _pending.Count;
+        _counters.Refused(dropped);
+        MakeRoom();
         while (_retry.TryDequeue(out var queued)) queued.Dispose();
         while (_pending.TryDequeue(out var queued)) queued.Dispose();
         HerdLog.HandleClosed(Cluster.Logger, Key, dropped);

@@ -13,8 +13,17 @@ internal abstract class ServerHandle(string key, int id)
     /// <summary>Registers a worker and answers its queryServer (with the shared socket, for a shared handle).</summary>
     public abstract void Add(Worker worker, InternalMessage reply);
 
+    /// <summary>
+    /// While true, the handle stays open with no worker left: a supervisor is about to bring one, and connections
+    /// wait for it rather than being refused. Set and cleared by the primary, under its lock.
+    /// </summary>
+    public bool Held { get; set; }
+
     /// <summary>Stops giving the worker anything; true when no worker is left and the handle has closed.</summary>
     public abstract bool Remove(Worker worker);
+
+    /// <summary>Closes the handle if no worker is left (it was held); true when it has closed.</summary>
+    public abstract bool CloseIfIdle();
 
     /// <summary>The worker's channel is gone: whatever it held but never took goes to the others.</summary>
     public virtual bool WorkerGone(Worker worker) => Remove(worker);

@@ -47,7 +47,17 @@ internal sealed class SharedHandle : ServerHandle
     {
         lock (_gate)
         {
-            if (!_workers.Remove(worker) || _workers.Count > 0) return false;
+            if (!_workers.Remove(worker)) return false;
+        }
+        return CloseIfIdle();
+    }
+
+    // A held socket stays open in the primary, so the kernel keeps queueing its connections for the next worker.
+    public override bool CloseIfIdle()
+    {
+        lock (_gate)
+        {
+            if (_workers.Count > 0 || Held) return false;
         }
         Close();
         return true;

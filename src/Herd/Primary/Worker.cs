@@ -60,6 +60,9 @@ public sealed class Worker : IChannelHandler
 
     internal Ipc.Channel Channel { get; }
 
+    /// <summary>This worker's messages waiting for the primary's handlers.</summary>
+    internal Inbox Inbox { get; } = new();
+
     /// <summary>The worker is up and its channel works.</summary>
     public event Action<Worker>? Online;
 
@@ -124,7 +127,7 @@ public sealed class Worker : IChannelHandler
     internal void RaiseExit(WorkerExit exit) => Exit?.Invoke(this, exit);
     internal void RaiseMessage(ClusterMessage message) => Message?.Invoke(this, message);
 
-    void IChannelHandler.OnFrame(FrameKind kind, ReadOnlySpan<byte> frame, ReceivedFds fds) => _primary.OnFrame(this, kind, frame, fds);
+    string? IChannelHandler.OnFrame(FrameKind kind, ReadOnlySpan<byte> frame, ReceivedFds fds) => _primary.OnFrame(this, kind, frame, fds);
 
     void IChannelHandler.OnClosed(string? error) => _primary.OnChannelClosed(this, error);
 }

@@ -67,6 +67,7 @@ public sealed class Supervisor : IAsyncDisposable
             if (State != SupervisorState.Idle) throw new InvalidOperationException($"The supervisor is {State}.");
             State = SupervisorState.Running;
         }
+        _primary.HoldServers(true); // a worker that dies is replaced: its servers wait for the replacement
         _ = WatchAsync();
         await WhenReadyAsync([.. Enumerable.Range(0, _options.Workers).Select(_ => Spawn())], cancellationToken).ConfigureAwait(false);
     }
@@ -161,6 +162,7 @@ public sealed class Supervisor : IAsyncDisposable
         try
         {
             lock (_gate) State = SupervisorState.Stopped;
+            _primary.HoldServers(false);
             await Task.WhenAll(Workers.Select(RetireAsync)).ConfigureAwait(false);
         }
         finally
@@ -281,6 +283,7 @@ public sealed class Supervisor : IAsyncDisposable
     private void OnExit(Worker worker, WorkerExit exit)
     {
         TimeSpan delay;
+        bool errored = false;
         lock (_gate)
         {
             _requestLimits.Remove(worker);
@@ -294,11 +297,20 @@ public sealed class Supervisor : IAsyncDisposable
             if (uptime < _options.MinUptime && ++_unstableRestarts > _options.MaxRestarts)
             {
                 State = SupervisorState.Errored;
-                Errored?.Invoke($"{worker} crashed {_unstableRestarts} times in a row, each within {_options.MinUptime.TotalSeconds:0.#} s of starting ({exit}); not restarting.");
-                return;
+                errored = true;
+                delay = default;
             }
-            delay = _nextDelay;
-            _nextDelay = TimeSpan.FromTicks(Math.Min(_nextDelay.Ticks * 2, _options.MaxRestartDelay.Ticks));
+            else
+            {
+                delay = _nextDelay;
+                _nextDelay = TimeSpan.FromTicks(Math.Min(_nextDelay.Ticks * 2, _options.MaxRestartDelay.Ticks));
+            }
+        }
+        if (errored)
+        {
+            _primary.HoldServers(false); // nobody is coming: what waits is refused, as with no supervisor
+            Errored?.Invoke($"{worker} crashed {_unstableRestarts} times in a row, each within {_options.MinUptime.TotalSeconds:0.#} s of starting ({exit}); not restarting.");
+            return;
         }
         Restarting?.Invoke(worker, exit, delay);
         _ = RestartAfterAsync(delay);
