@@ -42,6 +42,10 @@ internal static partial class Host
                         var worker = primary.Fork(env);
                         Say($"forked {worker.Id} {worker.Process.Id}");
                         break;
+                    case "send":
+                        primary.Workers[int.Parse(words[1], CultureInfo.InvariantCulture)].Send(JsonElement.Parse(string.Join(' ', words[2..])));
+                        Say($"sent {words[1]}");
+                        break;
                     case "supervise":
                         supervisor = new Supervisor(primary, Quick with { Workers = int.Parse(words[1], CultureInfo.InvariantCulture) });
                         await supervisor.StartAsync();

@@ -139,6 +139,36 @@ public sealed class ReliabilityTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_worker_that_takes_nothing_cannot_make_the_primary_hold_unbounded_fds()
+    {
+        await using var host = await HostProcess.StartAsync("serve", "--port", "0");
+        var (pid, port) = await host.ForkListeningAsync("HERD_TEST_LAZY=1"); // accepts nothing until told to
+        int fdsBefore = host.OpenFds;
+        const int held = Primary.RoundRobinHandle.MaxQueued + Primary.RoundRobinHandle.Window;
+        var endPoint = new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, port);
+        var clients = new List<Client>();
+        try
+        {
+            for (int i = 0; i < held + 200; i++) clients.Add(await Client.ConnectAsync(endPoint)); // the last 200 wait in the kernel's backlog
+            while ((await host.StatsAsync()).Accepted < held) await Task.Delay(20).WaitAsync(TestCluster.Timeout);
+            var stats = await host.StatsAsync();
+            int fdsHolding = host.OpenFds;
+
+            await host.CommandAsync("send 1 {\"cmd\":\"accept\"}", "sent ");
+            var pids = await Task.WhenAll(clients.Select(c => c.ReadPidAsync()));
+
+            Assert.Equal(held, stats.Accepted); // no more than that while the worker took nothing
+            Assert.InRange(fdsHolding - fdsBefore, held - 10, held + 10);
+            Assert.All(pids, p => Assert.Equal(pid, p));
+            Assert.Equal(0, (await host.SettledStatsAsync()).Pending);
+        }
+        finally
+        {
+            foreach (var client in clients) client.Dispose();
+        }
+    }
+
+    [Fact]
     public async Task Out_of_fds_the_primary_backs_off_and_recovers()
     {
         await using var host = await HostProcess.StartAsync("serve", "--port", "0");

@@ -38,6 +38,25 @@ public sealed class SupervisorTests
     }
 
     [Fact]
+    public async Task While_its_only_worker_is_replaced_the_port_stays_open_and_connections_wait()
+    {
+        await using var cluster = new TestCluster(["serve"]);
+        await using var supervisor = new Supervisor(cluster.Primary, Quick with { Workers = 1, RestartDelay = TimeSpan.FromMilliseconds(500) });
+        await supervisor.StartAsync();
+        var victim = supervisor.Workers.Single();
+        var address = await cluster.ListeningAsync(victim);
+
+        victim.Kill(UnixSignal.SIGKILL);
+        await victim.Exited.WaitAsync(TestCluster.Timeout);
+        using var waiting = await Client.ConnectAsync(address.EndPoint); // no worker at all now: Node would refuse this
+
+        int pid = await waiting.ReadPidAsync();
+        Assert.NotEqual(victim.Process.Id, pid);
+        Assert.Equal(supervisor.Workers.Single().Process.Id, pid);
+        Assert.Equal(0, cluster.Primary.Connections.Refused);
+    }
+
+    [Fact]
     public async Task A_hung_worker_is_killed_and_replaced()
     {
         await using var cluster = new TestCluster(["serve"]);
