@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Reflection;
 using System.Net;
 using System.Net.Sockets;
@@ -60,6 +61,17 @@ internal sealed class TestCluster : IAsyncDisposable
         _messages.GetOrAdd(id, _ => System.Threading.Channels.Channel.CreateUnbounded<ClusterMessage>());
 
     public static JsonElement Json(string text) => JsonElement.Parse(text);
+
+    /// <summary>Waits until <paramref name="condition"/> holds, checking every few milliseconds, for at most <see cref="Timeout"/>.</summary>
+    public static async Task UntilAsync(Func<bool> condition, string what)
+    {
+        var waited = Stopwatch.StartNew();
+        while (!condition())
+        {
+            if (waited.Elapsed > Timeout) throw new TimeoutException($"Still waiting, after {Timeout}, for {what}.");
+            await Task.Delay(10);
+        }
+    }
 }
 
 /// <summary>A client of the test worker's server: on connect the worker writes its pid, then echoes lines.</summary>
