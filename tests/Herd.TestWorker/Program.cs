@@ -1,6 +1,8 @@
-// The program the tests fork: a worker with a raw socket server, or a primary of its own, by scenario.
+// The program the tests fork: a worker with a raw socket server, a primary of its own, or an intruder, by scenario.
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using Herd;
@@ -20,6 +22,8 @@ switch (scenario)
         return await Host.RunAsync(args[1..]);
     case "primary":
         return await PrimaryOfItsOwn.RunAsync(int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture));
+    case "join":
+        return Join.Run(int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture), int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture));
     default:
         Console.Error.WriteLine($"unknown scenario {scenario}");
         return 2;
@@ -83,6 +87,9 @@ namespace Herd.TestWorker
                             custom = Environment.GetEnvironmentVariable("HERD_TEST_VAR"), cwd = Environment.CurrentDirectory, args, inheritable = InheritableFds(),
                         });
                         break;
+                    case "grandchild":
+                        Report(new { cmd = "grandchild", fds = GrandchildFds() });
+                        break;
                     case "socket":
                         using (var socket = message.Socket!)
                             socket.Send(Encoding.ASCII.GetBytes($"from worker {Environment.ProcessId}\n"));
@@ -124,6 +131,19 @@ namespace Herd.TestWorker
             {
                 // the client reset: nothing to finish
             }
+        }
+
+        // What a process this worker starts is born with: ls -l of its own /proc/self/fd (ls's handle on that folder included).
+        private static string[] GrandchildFds()
+        {
+            var start = new ProcessStartInfo("/bin/ls", ["-l", "/proc/self/fd"])
+            {
+                RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, // stdio: pipes, not whatever the worker has
+            };
+            using var ls = Process.Start(start)!;
+            var listing = ls.StandardOutput.ReadToEnd();
+            ls.WaitForExit();
+            return listing.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         }
 
         // Fds above stdio that a child process would inherit: /proc/self/fdinfo flags without O_CLOEXEC (octal 02000000).
@@ -170,7 +190,36 @@ namespace Herd.TestWorker
         }
     }
 
-    /// <summary>A primary in its own process, for the test that kills it: forks workers of this program and waits.</summary>
+    /// <summary>
+    /// Another process trying to take a worker's channel (fd <c>fd</c> of process <c>pid</c>): by opening its /proc link,
+    /// and by pidfd_getfd. Prints the errno of each attempt, 0 for one that worked.
+    /// </summary>
+    internal static partial class Join
+    {
+        private const int O_RDWR = 2;
+        private const long SYS_pidfd_open = 434; // the same on x86-64 and arm64
+        private const long SYS_pidfd_getfd = 438;
+
+        public static int Run(int pid, int fd)
+        {
+            var results = new List<string> { $"open={Errno(Open($"/proc/{pid}/fd/{fd}", O_RDWR))}" };
+            long pidfd = Syscall(SYS_pidfd_open, pid, 0, 0);
+            results.Add($"pidfd_open={Errno(pidfd)}");
+            if (pidfd >= 0) results.Add($"pidfd_getfd={Errno(Syscall(SYS_pidfd_getfd, pidfd, fd, 0))}");
+            Console.WriteLine(string.Join(' ', results));
+            return 0; // whatever was opened closes as this process exits
+        }
+
+        private static int Errno(long result) => result >= 0 ? 0 : Marshal.GetLastPInvokeError();
+
+        [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+        private static partial int Open(string path, int flags);
+
+        [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
+        private static partial long Syscall(long number, long arg1, long arg2, long arg3);
+    }
+
+    /// <summary>A primary in its own process, for the tests that kill it: forks workers of this program and waits.</summary>
     internal static class PrimaryOfItsOwn
     {
         public static async Task<int> RunAsync(int workers)

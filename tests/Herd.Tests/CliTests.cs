@@ -288,8 +288,8 @@ public sealed class CliTests
         Assert.True(File.Exists(socket));
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(socket));
 
-        var (code, output) = await HerdRun.RunAsync(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "env", "XDG_RUNTIME_DIR=/tmp/herd-0",
-            "dotnet", TestCluster.HerdCliDll, "ls", "--json", "--name", herd.Name]);
+        var (code, output) = await HerdRun.RunAsync(Programs.AsNobody("env", "XDG_RUNTIME_DIR=/tmp/herd-0",
+            "dotnet", TestCluster.HerdCliDll, "ls", "--json", "--name", herd.Name));
         Assert.NotEqual(0, code);
         Assert.DoesNotContain("pid", output, StringComparison.Ordinal);
         Assert.Single(await herd.LsAsync()); // and the app is none the worse
@@ -393,17 +393,8 @@ public sealed class CliTests
 
         public static Task<(int Code, string Output)> CliAsync(params string[] args) => RunAsync(["dotnet", TestCluster.HerdCliDll, .. args]);
 
-        public static async Task<(int Code, string Output)> RunAsync(string[] command)
-        {
-            var start = new ProcessStartInfo(command[0]) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            foreach (var arg in command[1..]) start.ArgumentList.Add(arg);
-            start.Environment.Remove("XDG_RUNTIME_DIR");
-            using var process = Process.Start(start)!;
-            var output = process.StandardOutput.ReadToEndAsync();
-            var errors = process.StandardError.ReadToEndAsync();
-            await process.WaitForExitAsync().WaitAsync(TestCluster.Timeout);
-            return (process.ExitCode, await output + await errors);
-        }
+        public static Task<(int Code, string Output)> RunAsync(string[] command) =>
+            Programs.RunAsync(command, start => start.Environment.Remove("XDG_RUNTIME_DIR"));
 
         public async ValueTask DisposeAsync()
         {

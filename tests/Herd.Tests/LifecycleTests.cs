@@ -138,42 +138,130 @@ public sealed class LifecycleTests
     [Fact]
     public async Task Workers_exit_within_a_second_when_the_primary_is_killed()
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, UseShellExecute = false };
-        foreach (var arg in new[] { TestCluster.WorkerDll, "primary", "2" }) start.ArgumentList.Add(arg);
-        using var primary = Process.Start(start)!;
-        try
-        {
-            string? line;
-            do line = await primary.StandardOutput.ReadLineAsync().WaitAsync(TestCluster.Timeout); // workers share the primary's stdout
-            while (line is not null && !line.StartsWith("pids ", StringComparison.Ordinal));
-            var pids = line!.Split(' ')[1..].Select(int.Parse).ToArray();
-            Assert.Equal(2, pids.Length);
-            Assert.All(pids, pid => Assert.True(IsAlive(pid)));
+        await using var primary = await PrimaryProcess.StartAsync(workers: 2);
+        Assert.All(primary.Workers, pid => Assert.True(IsAlive(pid)));
+        await primary.KillAndAssertWorkersGoneWithinASecondAsync();
+    }
 
-            primary.Kill();
+    [Fact]
+    public async Task A_stopped_worker_is_killed_with_its_primary()
+    {
+        await using var primary = await PrimaryProcess.StartAsync(workers: 1);
+        int worker = primary.Workers[0];
+        // Stopped, the worker cannot read its channel's end of stream: only the parent-death signal can end it. It shares
+        // the test's process group, so the primary's death orphans no group (which would SIGCONT it).
+        Assert.True(Native.Fd.Kill(worker, (int)UnixSignal.SIGSTOP));
+        await TestCluster.UntilAsync(() => StateOf(worker) == 'T', "the worker to stop");
+        await primary.KillAndAssertWorkersGoneWithinASecondAsync();
+    }
+
+    [Fact]
+    public async Task A_worker_forked_from_a_thread_that_exits_lives_on()
+    {
+        await using var cluster = new TestCluster(["serve"]);
+        Worker? worker = null;
+        ListeningAddress? address = null;
+        string? task = null;
+        Exception? error = null;
+        var forker = new Thread(() =>
+        {
+            try
+            {
+                worker = cluster.Primary.Fork();
+                // Listening, the worker has set its parent-death signal (it does so first thing): the kernel would send it
+                // when the thread that forked the worker exits, had that been this one.
+                address = cluster.ListeningAsync(worker).GetAwaiter().GetResult();
+                task = Path.Combine("/proc", new DirectoryInfo("/proc/thread-self").LinkTarget!); // /proc/<pid>/task/<tid>
+            }
+            catch (Exception e)
+            {
+                error = e;
+            }
+        });
+        forker.Start();
+        Assert.True(await Task.Run(() => forker.Join(TestCluster.Timeout)));
+        Assert.Null(error);
+        // The thread's /proc entry goes only after the kernel has sent its children their parent-death signal.
+        await TestCluster.UntilAsync(() => !Directory.Exists(task), "the forking thread to be gone");
+
+        Assert.Equal(worker!.Process.Id, await Client.PidOfAsync(address!.EndPoint));
+        Assert.False(worker.IsDead);
+    }
+
+    /// <summary>The test worker's "primary" scenario: a primary in a process of its own, and its listening workers' pids.</summary>
+    private sealed class PrimaryProcess : IAsyncDisposable
+    {
+        private readonly Process _process;
+
+        private PrimaryProcess(Process process, int[] workers)
+        {
+            _process = process;
+            Workers = workers;
+        }
+
+        public int[] Workers { get; }
+
+        public static async Task<PrimaryProcess> StartAsync(int workers)
+        {
+            var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, UseShellExecute = false };
+            foreach (var arg in new[] { TestCluster.WorkerDll, "primary", workers.ToString(System.Globalization.CultureInfo.InvariantCulture) })
+                start.ArgumentList.Add(arg);
+            var process = Process.Start(start)!;
+            try
+            {
+                string? line;
+                do line = await process.StandardOutput.ReadLineAsync().WaitAsync(TestCluster.Timeout); // workers share the primary's stdout
+                while (line is not null && !line.StartsWith("pids ", StringComparison.Ordinal));
+                Assert.NotNull(line);
+                var pids = line.Split(' ')[1..].Select(int.Parse).ToArray();
+                Assert.Equal(workers, pids.Length);
+                return new PrimaryProcess(process, pids);
+            }
+            catch
+            {
+                process.Kill(entireProcessTree: true);
+                process.Dispose();
+                throw;
+            }
+        }
+
+        /// <summary>SIGKILLs the primary; every worker must be gone (a zombie at most) within a second.</summary>
+        public async Task KillAndAssertWorkersGoneWithinASecondAsync()
+        {
+            _process.Kill();
             var killedAt = Stopwatch.StartNew();
-            await primary.WaitForExitAsync().WaitAsync(TestCluster.Timeout);
-            while (pids.Any(IsAlive) && killedAt.Elapsed < TimeSpan.FromSeconds(5)) await Task.Delay(20);
-            Assert.All(pids, pid => Assert.False(IsAlive(pid), $"worker {pid} outlived its primary"));
+            await _process.WaitForExitAsync().WaitAsync(TestCluster.Timeout);
+            while (Workers.Any(IsAlive) && killedAt.Elapsed < TimeSpan.FromSeconds(5)) await Task.Delay(20);
+            Assert.All(Workers, pid => Assert.False(IsAlive(pid), $"worker {pid} outlived its primary"));
             Assert.True(killedAt.Elapsed < TimeSpan.FromSeconds(1), $"workers took {killedAt.ElapsedMilliseconds} ms to exit");
         }
-        finally
+
+        public async ValueTask DisposeAsync()
         {
-            if (!primary.HasExited) primary.Kill();
+            if (!_process.HasExited)
+            {
+                _process.Kill();
+                await _process.WaitForExitAsync().WaitAsync(TestCluster.Timeout);
+            }
+            _process.Dispose();
+            foreach (var pid in Workers.Where(IsAlive)) Native.Fd.Kill(pid, (int)UnixSignal.SIGKILL); // orphans of a failed test
         }
     }
 
     // A zombie (exited, not yet reaped by its dead parent's reaper) counts as gone.
-    internal static bool IsAlive(int pid)
+    internal static bool IsAlive(int pid) => StateOf(pid) is not (null or 'Z');
+
+    // The state letter of /proc/<pid>/stat (R, S, T, Z...), null once the process is gone.
+    private static char? StateOf(int pid)
     {
         try
         {
             var stat = File.ReadAllText($"/proc/{pid}/stat");
-            return stat[(stat.LastIndexOf(')') + 2)..][0] != 'Z';
+            return stat[stat.LastIndexOf(')') + 2];
         }
         catch (IOException)
         {
-            return false;
+            return null;
         }
     }
 }

@@ -55,7 +55,7 @@ public sealed class SettingsTests
     {
         if (Native.Libc.GetUid() != 0) return; // needs root, as CI has; the assertion below is what matters there
         int port = Enumerable.Range(800, 200).First(IsFree);
-        var nobody = new ClusterSettings { Uid = 65534, Gid = 65534, Exec = WorkerDllNobodyCanRead() };
+        var nobody = new ClusterSettings { Uid = 65534, Gid = 65534, Exec = TestCluster.WorkerDllNobodyCanRead() };
         await using var cluster = new TestCluster(["serve", "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture)], settings: nobody);
         var (worker, address) = await cluster.ForkListeningAsync();
         Assert.Equal(port, address.Port);
@@ -68,21 +68,6 @@ public sealed class SettingsTests
             settings: nobody);
         var refused = exclusive.Primary.Fork();
         Assert.Equal(nameof(SocketError.AccessDenied), (await exclusive.NextMessageAsync(refused)).GetProperty("error").GetString());
-    }
-
-    // The checkout may sit under a folder only root can enter (/root): then the worker runs from a copy in /tmp.
-    private static string WorkerDllNobodyCanRead()
-    {
-        var folder = Path.GetDirectoryName(TestCluster.WorkerDll)!;
-        bool reachable = true;
-        for (var dir = new DirectoryInfo(folder); dir is not null; dir = dir.Parent)
-            reachable &= File.GetUnixFileMode(dir.FullName).HasFlag(UnixFileMode.OtherExecute);
-        if (reachable) return TestCluster.WorkerDll;
-        var copy = Path.Combine(Path.GetTempPath(), "herd-nobody-" + Environment.ProcessId);
-        Directory.CreateDirectory(copy);
-        File.SetUnixFileMode(copy, (UnixFileMode)0b111_101_101);
-        foreach (var file in Directory.GetFiles(folder)) File.Copy(file, Path.Combine(copy, Path.GetFileName(file)), overwrite: true);
-        return Path.Combine(copy, Path.GetFileName(TestCluster.WorkerDll));
     }
 
     private static bool IsFree(int port)

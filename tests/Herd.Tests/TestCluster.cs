@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Reflection;
 using System.Net;
 using System.Net.Sockets;
@@ -21,6 +22,21 @@ internal sealed class TestCluster : IAsyncDisposable
 
     /// <summary>The herd command line tool.</summary>
     public static string HerdCliDll { get; } = Built("HerdCliDll");
+
+    // The checkout may sit under a folder only root can enter (/root): then the worker runs from a copy in /tmp.
+    public static string WorkerDllNobodyCanRead()
+    {
+        var folder = Path.GetDirectoryName(WorkerDll)!;
+        bool reachable = true;
+        for (var dir = new DirectoryInfo(folder); dir is not null; dir = dir.Parent)
+            reachable &= File.GetUnixFileMode(dir.FullName).HasFlag(UnixFileMode.OtherExecute);
+        if (reachable) return WorkerDll;
+        var copy = Path.Combine(Path.GetTempPath(), "herd-nobody-" + Environment.ProcessId);
+        Directory.CreateDirectory(copy);
+        File.SetUnixFileMode(copy, (UnixFileMode)0b111_101_101);
+        foreach (var file in Directory.GetFiles(folder)) File.Copy(file, Path.Combine(copy, Path.GetFileName(file)), overwrite: true);
+        return Path.Combine(copy, Path.GetFileName(WorkerDll));
+    }
 
     private static string Built(string key) => typeof(TestCluster).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == key).Value!;
 
@@ -60,6 +76,44 @@ internal sealed class TestCluster : IAsyncDisposable
         _messages.GetOrAdd(id, _ => System.Threading.Channels.Channel.CreateUnbounded<ClusterMessage>());
 
     public static JsonElement Json(string text) => JsonElement.Parse(text);
+
+    /// <summary>Waits until <paramref name="condition"/> holds, checking every few milliseconds, for at most <see cref="Timeout"/>.</summary>
+    public static async Task UntilAsync(Func<bool> condition, string what)
+    {
+        var waited = Stopwatch.StartNew();
+        while (!condition())
+        {
+            if (waited.Elapsed > Timeout) throw new TimeoutException($"Still waiting, after {Timeout}, for {what}.");
+            await Task.Delay(10);
+        }
+    }
+}
+
+/// <summary>Programs a test runs to their end.</summary>
+internal static class Programs
+{
+    /// <summary>Runs <paramref name="command"/>, killed if it outlasts <see cref="TestCluster.Timeout"/>; returns its exit code and output (stdout, then stderr).</summary>
+    public static async Task<(int Code, string Output)> RunAsync(string[] command, Action<ProcessStartInfo>? configure = null)
+    {
+        var start = new ProcessStartInfo(command[0]) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var arg in command[1..]) start.ArgumentList.Add(arg);
+        configure?.Invoke(start);
+        using var process = Process.Start(start)!;
+        try
+        {
+            var output = process.StandardOutput.ReadToEndAsync();
+            var errors = process.StandardError.ReadToEndAsync();
+            await process.WaitForExitAsync().WaitAsync(TestCluster.Timeout);
+            return (process.ExitCode, await output + await errors);
+        }
+        finally
+        {
+            if (!process.HasExited) process.Kill(entireProcessTree: true);
+        }
+    }
+
+    /// <summary><paramref name="command"/> run as nobody (uid and gid 65534, no groups) through setpriv; only root may.</summary>
+    public static string[] AsNobody(params string[] command) => ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", .. command];
 }
 
 /// <summary>A client of the test worker's server: on connect the worker writes its pid, then echoes lines.</summary>

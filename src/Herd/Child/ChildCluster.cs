@@ -60,6 +60,10 @@ internal sealed class ChildCluster : IChannelHandler
     {
         var idText = Environment.GetEnvironmentVariable(IdVariable);
         if (idText is null) return null;
+        // The second line behind the channel's end of stream: the kernel kills a worker too wedged to read it (stopped,
+        // thread pool starved) when the primary dies. Set here, by the worker, because setpriv's change of credentials
+        // clears one set before exec; a primary that died before this line shows as end of stream instead.
+        if (Libc.Prctl(Libc.PR_SET_PDEATHSIG, (nuint)UnixSignal.SIGKILL, 0, 0, 0) != 0) throw Fd.LastError("prctl(PR_SET_PDEATHSIG)");
         var fdText = Environment.GetEnvironmentVariable(ChannelVariable);
         Environment.SetEnvironmentVariable(IdVariable, null);
         Environment.SetEnvironmentVariable(ChannelVariable, null);

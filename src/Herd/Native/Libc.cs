@@ -102,6 +102,11 @@ internal static unsafe partial class Libc
 
     public const int CLOSE_RANGE_CLOEXEC = 4;
 
+    [LibraryImport(Lib, EntryPoint = "prctl", SetLastError = true)]
+    public static partial int Prctl(int option, nuint arg2, nuint arg3, nuint arg4, nuint arg5);
+
+    public const int PR_SET_PDEATHSIG = 1;
+
     [LibraryImport(Lib, EntryPoint = "_exit")]
     public static partial void Exit(int status);
 }

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using Herd.Child;
 using Herd.Native;
@@ -6,12 +7,17 @@ namespace Herd.Primary;
 
 /// <summary>
 /// Starts worker processes with their end of the channel inherited. .NET 10 cannot name the fds a child inherits,
-/// so the child's end loses close-on-exec only for the duration of Process.Start, under a lock that keeps other
-/// Herd spawns from inheriting it too.
+/// so the child's end loses close-on-exec only for the duration of Process.Start, on the one thread that runs every
+/// Herd spawn, so no other Herd spawn can inherit it too.
 /// </summary>
+/// <remarks>
+/// That thread lives as long as the process. A worker asks to be SIGKILLed when its parent dies (PR_SET_PDEATHSIG),
+/// and Linux sends that signal when the thread that forked it exits, not the process; Process.Start forks from the
+/// calling thread, so a spawn from a thread-pool thread that later retired would kill a healthy worker.
+/// </remarks>
 internal static class WorkerLauncher
 {
-    private static readonly Lock s_spawnLock = new();
+    private static readonly BlockingCollection<Action> s_spawns = StartSpawner();
 
     public static Process Start(ClusterSettings settings, IReadOnlyDictionary<string, string?>? env, int id, SafeFdHandle channelEnd)
     {
@@ -30,18 +36,42 @@ internal static class WorkerLauncher
         start.Environment[ChildCluster.ChannelVariable] = channelEnd.Fd.ToString(System.Globalization.CultureInfo.InvariantCulture);
         if (settings.Uid is not null || settings.Gid is not null) DropPrivileges(start, settings.Uid, settings.Gid);
 
-        lock (s_spawnLock)
+        var started = new TaskCompletionSource<Process>();
+        s_spawns.Add(() =>
         {
-            Fd.SetCloseOnExec(channelEnd.Fd, false);
             try
             {
-                return Process.Start(start) ?? throw new InvalidOperationException($"Could not start {file}.");
+                started.SetResult(StartInheriting(start, channelEnd));
             }
-            finally
+            catch (Exception e)
             {
-                Fd.SetCloseOnExec(channelEnd.Fd, true);
+                started.SetException(e);
             }
+        });
+        return started.Task.GetAwaiter().GetResult();
+    }
+
+    private static Process StartInheriting(ProcessStartInfo start, SafeFdHandle channelEnd)
+    {
+        Fd.SetCloseOnExec(channelEnd.Fd, false);
+        try
+        {
+            return Process.Start(start) ?? throw new InvalidOperationException($"Could not start {start.FileName}.");
         }
+        finally
+        {
+            Fd.SetCloseOnExec(channelEnd.Fd, true);
+        }
+    }
+
+    private static BlockingCollection<Action> StartSpawner()
+    {
+        var spawns = new BlockingCollection<Action>();
+        new Thread(() =>
+        {
+            foreach (var spawn in spawns.GetConsumingEnumerable()) spawn();
+        }) { IsBackground = true, Name = "Herd spawner" }.Start();
+        return spawns;
     }
 
     /// <summary>
