@@ -22,8 +22,9 @@ public sealed partial class SecurityTests
 
         // No name, in the file system or the abstract namespace, that another process could connect to.
         var link = new FileInfo($"/proc/{worker.Process.Id}/fd/{channel}").LinkTarget!;
-        var inode = SocketInode().Match(link) is { Success: true } match ? match.Groups[1].Value : throw new Xunit.Sdk.XunitException($"fd {channel} is {link}");
-        var socket = File.ReadLines("/proc/net/unix").Skip(1).Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)).Single(f => f[6] == inode);
+        var inode = SocketInode().Match(link);
+        Assert.True(inode.Success, $"fd {channel} is {link}");
+        var socket = File.ReadLines("/proc/net/unix").Skip(1).Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)).Single(f => f[6] == inode.Groups[1].Value);
         Assert.Equal("0005", socket[4]); // SOCK_SEQPACKET
         Assert.Equal(7, socket.Length);  // and no eighth column, the path
 
