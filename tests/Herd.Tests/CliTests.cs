@@ -205,7 +205,8 @@ public sealed class CliTests
         var config = Path.GetTempFileName();
         try
         {
-            await File.WriteAllTextAsync(config, """{ "maxRestarts": 3, "restartDelay": 10, "maxRestartDelay": 50 }""");
+            // A long min uptime: a dotnet that takes over a second to fail on a busy machine still counts as crashing.
+            await File.WriteAllTextAsync(config, """{ "maxRestarts": 3, "restartDelay": 10, "maxRestartDelay": 50, "minUptime": 60000 }""");
             var (code, output) = await HerdRun.CliAsync("run", "-i", "1", "--config", config, "--name", "test-" + Guid.NewGuid().ToString("N")[..8],
                 "--", "dotnet", "/nonexistent/App.dll");
             Assert.Equal(1, code);
