@@ -43,16 +43,33 @@ internal sealed class HerdConnectionListener(ClusterListener listener, SocketCon
 {
     public EndPoint EndPoint => listener.LocalEndPoint;
 
+    // As Kestrel's own listener, an accept that fails is retried: a connection reset in the backlog is not the end of
+    // the endpoint, and neither is a moment out of fds (EMFILE), which is waited out instead of spun on.
     public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
     {
-        try
+        while (true)
         {
-            var socket = await listener.AcceptAsync(cancellationToken).ConfigureAwait(false);
-            return connections.Create(socket);
-        }
-        catch (ObjectDisposedException)
-        {
-            return null; // unbound: Kestrel's accept loop ends here
+            try
+            {
+                var socket = await listener.AcceptAsync(cancellationToken).ConfigureAwait(false);
+                return connections.Create(socket);
+            }
+            catch (ObjectDisposedException)
+            {
+                return null; // unbound: Kestrel's accept loop ends here
+            }
+            catch (SocketException ex) when (ex.SocketErrorCode == SocketError.OperationAborted)
+            {
+                return null;
+            }
+            catch (SocketException ex) when (ex.SocketErrorCode is not (SocketError.ConnectionReset or SocketError.ConnectionAborted))
+            {
+                await Task.Delay(100, cancellationToken).ConfigureAwait(false);
+            }
+            catch (SocketException)
+            {
+                // reset while in the backlog: take the next one
+            }
         }
     }
 

@@ -203,7 +203,7 @@ internal sealed class Channel : IDisposable
             if (n == 0 || n == -Libc.ECONNRESET || Volatile.Read(ref _closed)) return null;
             if (n < 0) return $"recvmsg failed: errno {-n}";
             for (int i = 0; i < fdCount; i++) partialFds.Add(new SafeFdHandle(raw[i]));
-            if (truncated || partialFds.Count > MaxFdsPerFrame) return "sent more fds than a frame may carry";
+            if (truncated || partialFds.Count > MaxFdsPerFrame) return "fds were lost: more than a frame may carry, or this process is out of fds";
             if (oversized) return $"sent a record over {MaxRecord} bytes";
             byte header = buffer[0];
             var record = buffer.AsSpan(0, n);

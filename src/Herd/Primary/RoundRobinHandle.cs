@@ -149,52 +149,59 @@ internal sealed class RoundRobinHandle : ServerHandle
 
     /// <summary>
     /// Accepts on a thread of its own with blocking accept4: no allocation and no thread hop per connection but the
-    /// fd's handle. The thread holds a reference on the listener's handle, so its fd number cannot be reused under it.
+    /// fd's handle. The thread holds a reference on the listener's handle for each accept4, so its fd number cannot be
+    /// reused under the call, and never longer: <see cref="CloseListener"/> disposes the listener under <c>_gate</c>, which
+    /// waits for every reference to go, so one kept while this thread waits for <c>_gate</c>, or while it closes the
+    /// listener itself (its handoff finding the last worker gone), would stop the primary for good.
     /// </summary>
     private unsafe void AcceptLoop()
     {
         var handle = _listener!.SafeHandle;
-        bool added = false;
-        handle.DangerousAddRef(ref added);
-        try
+        int backoffMs = 0;
+        while (!Volatile.Read(ref _closed))
         {
-            int listener = (int)handle.DangerousGetHandle();
-            int backoffMs = 0;
-            while (!Volatile.Read(ref _closed))
+            WaitForRoom();
+            int fd, errno;
+            bool added = false;
+            try
             {
-                WaitForRoom();
-                int fd = Libc.Accept4(listener, null, null, Libc.SOCK_CLOEXEC);
-                if (fd >= 0)
-                {
-                    backoffMs = 0;
-                    var connection = new SafeFdHandle(fd);
-                    _counters.Accepted();
-                    lock (_gate)
-                    {
-                        if (_closed)
-                        {
-                            connection.Dispose();
-                            _counters.Refused();
-                            return;
-                        }
-                        _pending.Enqueue(connection);
-                        Pump();
-                        if (_retry.Count + _pending.Count >= MaxQueued) Volatile.Write(ref _full, true);
-                    }
-                    continue;
-                }
-                int errno = Marshal.GetLastPInvokeError();
-                if (Volatile.Read(ref _closed) || errno is Libc.EINVAL or Libc.EBADF) return;
-                if (errno is Libc.EINTR or Libc.ECONNABORTED or Libc.EAGAIN) continue;
-                // EMFILE, ENFILE, ENOBUFS: back off and keep the listener; the kernel's queue holds connections meanwhile.
-                backoffMs = Math.Clamp(backoffMs * 2, 10, 1000);
-                HerdLog.AcceptFailed(Cluster.Logger, Key, new System.ComponentModel.Win32Exception(errno).Message, backoffMs);
-                Thread.Sleep(backoffMs);
+                handle.DangerousAddRef(ref added);
+                fd = Libc.Accept4((int)handle.DangerousGetHandle(), null, null, Libc.SOCK_CLOEXEC);
+                errno = fd < 0 ? Marshal.GetLastPInvokeError() : 0;
             }
-        }
-        finally
-        {
-            if (added) handle.DangerousRelease();
+            catch (ObjectDisposedException)
+            {
+                return; // closed between two accepts
+            }
+            finally
+            {
+                if (added) handle.DangerousRelease();
+            }
+            if (fd >= 0)
+            {
+                backoffMs = 0;
+                var connection = new SafeFdHandle(fd);
+                _counters.Accepted();
+                lock (_gate)
+                {
+                    if (_closed)
+                    {
+                        connection.Dispose();
+                        _counters.Refused();
+                        return;
+                    }
+                    _pending.Enqueue(connection);
+                    Pump();
+                    if (_retry.Count + _pending.Count >= MaxQueued) Volatile.Write(ref _full, true);
+                }
+                continue;
+            }
+            if (Volatile.Read(ref _closed) || errno is Libc.EINVAL or Libc.EBADF) return;
+            if (errno is Libc.EINTR or Libc.ECONNABORTED or Libc.EAGAIN) continue;
+            // EMFILE, ENFILE, ENOBUFS: back off and keep the listener; the kernel's queue holds connections meanwhile.
+            backoffMs = Math.Clamp(backoffMs * 2, 10, 1000);
+            HerdLog.AcceptFailed(Cluster.Logger, Key, new System.ComponentModel.Win32Exception(errno).Message, backoffMs);
+            Thread.Sleep(backoffMs);
         }
     }
 
