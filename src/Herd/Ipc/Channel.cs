@@ -40,6 +40,7 @@ internal sealed class Channel : IDisposable
     private Queue<Outgoing>? _backlog;
     private bool _closed;
     private int _closedReported;
+    private readonly TaskCompletionSource _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private IChannelHandler? _handler;
 
     public Channel(SafeFdHandle fd)
@@ -49,6 +50,9 @@ internal sealed class Channel : IDisposable
     }
 
     public bool IsClosed => Volatile.Read(ref _closed);
+
+    /// <summary>Completes once the receive loop has ended and the handler has heard of it.</summary>
+    public Task Ended => _ended.Task;
 
     public void Start(IChannelHandler handler)
     {
@@ -242,6 +246,7 @@ internal sealed class Channel : IDisposable
     {
         Dispose();
         if (Interlocked.Exchange(ref _closedReported, 1) == 0) _handler?.OnClosed(error);
+        _ended.TrySetResult();
     }
 
     /// <summary>Closes the channel; the peer sees end of stream. Queued sends are dropped.</summary>

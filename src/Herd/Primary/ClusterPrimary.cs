@@ -190,6 +190,16 @@ public sealed class ClusterPrimary : IAsyncDisposable
     {
         await worker.Process.WaitForExitAsync().ConfigureAwait(false);
         var exit = WorkerExit.FromExitCode(worker.Process.ExitCode);
+        // The kernel closed the worker's end as it died; let the channel say so first, so that 'disconnect' comes
+        // before 'exit' as in Node. A grandchild holding a stray copy of that end must not delay 'exit' for long.
+        try
+        {
+            await worker.Channel.Ended.WaitAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            worker.Channel.Dispose();
+        }
         worker.MarkDead();
         _events.Post(() =>
         {
