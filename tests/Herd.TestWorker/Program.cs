@@ -20,8 +20,6 @@ switch (scenario)
         return await Udp.RunAsync();
     case "host":
         return await Host.RunAsync(args[1..]);
-    case "primary":
-        return await PrimaryOfItsOwn.RunAsync(int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture));
     case "join":
         return Join.Run(int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture), int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture));
     default:
@@ -219,23 +217,4 @@ namespace Herd.TestWorker
         private static partial long Syscall(long number, long arg1, long arg2, long arg3);
     }
 
-    /// <summary>A primary in its own process, for the tests that kill it: forks workers of this program and waits.</summary>
-    internal static class PrimaryOfItsOwn
-    {
-        public static async Task<int> RunAsync(int workers)
-        {
-            var online = 0;
-            var all = new TaskCompletionSource();
-            var primary = new ClusterPrimary(new ClusterSettings { Args = ["serve", "--port", "0"] });
-            primary.Listening += (_, _) =>
-            {
-                if (Interlocked.Increment(ref online) == workers) all.TrySetResult();
-            };
-            var pids = Enumerable.Range(0, workers).Select(_ => primary.Fork().Process.Id).ToList();
-            await all.Task;
-            Console.WriteLine($"pids {string.Join(' ', pids)}");
-            await Task.Delay(Timeout.Infinite);
-            return 0;
-        }
-    }
 }

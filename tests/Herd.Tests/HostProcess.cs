@@ -115,6 +115,16 @@ internal sealed class HostProcess : IAsyncDisposable
             .Distinct().Select(pid => int.Parse(pid, CultureInfo.InvariantCulture))];
     }
 
+    /// <summary>SIGKILLs the primary; returns how long its <paramref name="workers"/> outlived it (5 s at most: the caller judges).</summary>
+    public async Task<TimeSpan> KillAsync(IReadOnlyList<int> workers)
+    {
+        _process.Kill();
+        var killedAt = Stopwatch.StartNew();
+        await _process.WaitForExitAsync().WaitAsync(TestCluster.Timeout);
+        while (workers.Any(LifecycleTests.IsAlive) && killedAt.Elapsed < TimeSpan.FromSeconds(5)) await Task.Delay(10);
+        return killedAt.Elapsed;
+    }
+
     public async ValueTask DisposeAsync()
     {
         var workers = Lines.Where(l => l.StartsWith("forked ", StringComparison.Ordinal) || l.StartsWith("listening ", StringComparison.Ordinal))

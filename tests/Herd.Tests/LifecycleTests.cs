@@ -1,3 +1,4 @@
+using Xunit.Abstractions;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net.Sockets;
@@ -5,7 +6,7 @@ using System.Net.Sockets;
 namespace Herd.Tests;
 
 /// <summary>Node's test-cluster-basic, worker-exit, worker-kill-signal, worker-disconnect, wait-server-close, primary-kill.</summary>
-public sealed class LifecycleTests
+public sealed class LifecycleTests(ITestOutputHelper output)
 {
     [Fact]
     public async Task Events_fire_in_order_with_the_states_node_reports()
@@ -138,21 +139,31 @@ public sealed class LifecycleTests
     [Fact]
     public async Task Workers_exit_within_a_second_when_the_primary_is_killed()
     {
-        await using var primary = await PrimaryProcess.StartAsync(workers: 2);
-        Assert.All(primary.Workers, pid => Assert.True(IsAlive(pid)));
-        await primary.KillAndAssertWorkersGoneWithinASecondAsync();
+        await using var primary = await HostProcess.StartAsync("serve", "--port", "0");
+        int[] workers = [(await primary.ForkListeningAsync()).Pid, (await primary.ForkListeningAsync()).Pid];
+        await KillAndAssertWorkersGoneWithinASecondAsync(primary, workers, "the primary killed");
     }
 
     [Fact]
     public async Task A_stopped_worker_is_killed_with_its_primary()
     {
-        await using var primary = await PrimaryProcess.StartAsync(workers: 1);
-        int worker = primary.Workers[0];
+        await using var primary = await HostProcess.StartAsync("serve", "--port", "0");
+        var (worker, _) = await primary.ForkListeningAsync();
         // Stopped, the worker cannot read its channel's end of stream: only the parent-death signal can end it. It shares
         // the test's process group, so the primary's death orphans no group (which would SIGCONT it).
         Assert.True(Native.Fd.Kill(worker, (int)UnixSignal.SIGSTOP));
         await TestCluster.UntilAsync(() => StateOf(worker) == 'T', "the worker to stop");
-        await primary.KillAndAssertWorkersGoneWithinASecondAsync();
+        await KillAndAssertWorkersGoneWithinASecondAsync(primary, [worker], "the primary killed, its worker stopped");
+    }
+
+    // SIGKILLs the primary; every worker must be gone (a zombie at most) within a second.
+    private async Task KillAndAssertWorkersGoneWithinASecondAsync(HostProcess primary, int[] workers, string scenario)
+    {
+        Assert.All(workers, pid => Assert.True(IsAlive(pid)));
+        var gone = await primary.KillAsync(workers);
+        ChaosReport.Append(output, scenario, $"{workers.Length} worker(s) gone {gone.TotalMilliseconds:0} ms after the primary's SIGKILL");
+        Assert.All(workers, pid => Assert.False(IsAlive(pid), $"worker {pid} outlived its primary"));
+        Assert.True(gone < TimeSpan.FromSeconds(1), $"workers took {gone.TotalMilliseconds:0} ms to exit");
     }
 
     [Fact]
@@ -186,66 +197,6 @@ public sealed class LifecycleTests
 
         Assert.Equal(worker!.Process.Id, await Client.PidOfAsync(address!.EndPoint));
         Assert.False(worker.IsDead);
-    }
-
-    /// <summary>The test worker's "primary" scenario: a primary in a process of its own, and its listening workers' pids.</summary>
-    private sealed class PrimaryProcess : IAsyncDisposable
-    {
-        private readonly Process _process;
-
-        private PrimaryProcess(Process process, int[] workers)
-        {
-            _process = process;
-            Workers = workers;
-        }
-
-        public int[] Workers { get; }
-
-        public static async Task<PrimaryProcess> StartAsync(int workers)
-        {
-            var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, UseShellExecute = false };
-            foreach (var arg in new[] { TestCluster.WorkerDll, "primary", workers.ToString(System.Globalization.CultureInfo.InvariantCulture) })
-                start.ArgumentList.Add(arg);
-            var process = Process.Start(start)!;
-            try
-            {
-                string? line;
-                do line = await process.StandardOutput.ReadLineAsync().WaitAsync(TestCluster.Timeout); // workers share the primary's stdout
-                while (line is not null && !line.StartsWith("pids ", StringComparison.Ordinal));
-                Assert.NotNull(line);
-                var pids = line.Split(' ')[1..].Select(int.Parse).ToArray();
-                Assert.Equal(workers, pids.Length);
-                return new PrimaryProcess(process, pids);
-            }
-            catch
-            {
-                process.Kill(entireProcessTree: true);
-                process.Dispose();
-                throw;
-            }
-        }
-
-        /// <summary>SIGKILLs the primary; every worker must be gone (a zombie at most) within a second.</summary>
-        public async Task KillAndAssertWorkersGoneWithinASecondAsync()
-        {
-            _process.Kill();
-            var killedAt = Stopwatch.StartNew();
-            await _process.WaitForExitAsync().WaitAsync(TestCluster.Timeout);
-            while (Workers.Any(IsAlive) && killedAt.Elapsed < TimeSpan.FromSeconds(5)) await Task.Delay(20);
-            Assert.All(Workers, pid => Assert.False(IsAlive(pid), $"worker {pid} outlived its primary"));
-            Assert.True(killedAt.Elapsed < TimeSpan.FromSeconds(1), $"workers took {killedAt.ElapsedMilliseconds} ms to exit");
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            if (!_process.HasExited)
-            {
-                _process.Kill();
-                await _process.WaitForExitAsync().WaitAsync(TestCluster.Timeout);
-            }
-            _process.Dispose();
-            foreach (var pid in Workers.Where(IsAlive)) Native.Fd.Kill(pid, (int)UnixSignal.SIGKILL); // orphans of a failed test
-        }
     }
 
     // A zombie (exited, not yet reaped by its dead parent's reaper) counts as gone.

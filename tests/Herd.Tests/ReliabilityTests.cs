@@ -111,7 +111,7 @@ public sealed class ReliabilityTests(ITestOutputHelper output)
     [InlineData("truncated-binary", "malformed accepted frame")]
     [InlineData("interleaved", "interleaved frames")]
     [InlineData("unknown-kind", "unexpected frame of kind 99")]
-    [InlineData("fd-on-control", "fd(s) that a Internal frame does not carry")]
+    [InlineData("fd-on-control", "fd(s) with a frame of kind Internal, which carries none")]
     [InlineData("fds-on-message", "sent 2 fds with a message")]
     [InlineData("flood", "a flood of messages")]
     public async Task A_worker_that_breaks_the_protocol_is_cut_off_and_the_others_serve_on(string attack, string reason)
@@ -128,7 +128,7 @@ public sealed class ReliabilityTests(ITestOutputHelper output)
         await load.Completion.WaitAsync(TestCluster.Timeout);
         var stats = await host.SettledStatsAsync();
 
-        output.WriteLine(cutOff);
+        ChaosReport.Append(output, $"IPC fuzz: {attack}", $"{cutOff[(cutOff.IndexOf("cut off: ", StringComparison.Ordinal) + 9)..]} Then {load.Ok} requests, all served by the other worker; primary sockets and pipes {fdsBefore} -> {host.OpenFds}");
         Assert.Contains(reason, cutOff, StringComparison.Ordinal);
         Assert.Equal(0, load.Failed);
         Assert.Equal([good], load.ServedBy.Keys);
@@ -157,6 +157,7 @@ public sealed class ReliabilityTests(ITestOutputHelper output)
             await host.CommandAsync("send 1 {\"cmd\":\"accept\"}", "sent ");
             var pids = await Task.WhenAll(clients.Select(c => c.ReadPidAsync()));
 
+            ChaosReport.Append(output, "a worker that takes nothing", $"{clients.Count} connections waiting: the primary accepted {stats.Accepted} and held {fdsHolding - fdsBefore} more fds, the rest waited in the kernel's backlog; all {pids.Length} served once the worker accepted");
             Assert.Equal(held, stats.Accepted); // no more than that while the worker took nothing
             Assert.InRange(fdsHolding - fdsBefore, held - 10, held + 10);
             Assert.All(pids, p => Assert.Equal(pid, p));
@@ -183,6 +184,8 @@ public sealed class ReliabilityTests(ITestOutputHelper output)
         await host.CommandAsync("nofile max", "nofile ");
         await load.Completion.WaitAsync(TestCluster.Timeout);
 
+        int backoffs = host.Lines.Skip(from).Count(line => line.Contains("Too many open files", StringComparison.Ordinal));
+        ChaosReport.Append(output, "RLIMIT_NOFILE exhausted in the primary", $"{backoffs} accept failure(s) logged with backoff, the primary alive; clients once the limit rose: {load}");
         Assert.True(load.Ok >= 10, load.ToString());
         Assert.Equal(0, load.Failed);
         Assert.Equal([worker], load.ServedBy.Keys);

@@ -234,7 +234,7 @@ internal sealed class Channel : IDisposable
         {
             var kind = (FrameKind)frame[0];
             return _handler!.OnFrame(kind, frame, fds)
-                ?? (fds.Count > 0 ? $"sent {fds.Count} fd(s) that a {kind} frame does not carry" : null);
+                ?? (fds.Count > 0 ? $"sent {fds.Count} fd(s) with a frame of kind {kind}, which carries none" : null);
         }
         finally
         {
