@@ -60,6 +60,17 @@ internal sealed class TestCluster : IAsyncDisposable
         _messages.GetOrAdd(id, _ => System.Threading.Channels.Channel.CreateUnbounded<ClusterMessage>());
 
     public static JsonElement Json(string text) => JsonElement.Parse(text);
+
+    /// <summary>Waits until <paramref name="condition"/> holds, checking it every few milliseconds, for at most <see cref="Timeout"/>.</summary>
+    public static async Task UntilAsync(Func<bool> condition, Func<string> what)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (!condition())
+        {
+            if (clock.Elapsed > Timeout) throw new TimeoutException($"Waited {Timeout.TotalSeconds:0} s for {what()}.");
+            await Task.Delay(5);
+        }
+    }
 }
 
 /// <summary>A client of the test worker's server: on connect the worker writes its pid, then echoes lines.</summary>
