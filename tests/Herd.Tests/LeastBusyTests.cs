@@ -21,7 +21,7 @@ public sealed class LeastBusyTests
                 held.Add(await Client.ConnectAsync(address.EndPoint));
                 Assert.Equal(holding.Process.Id, await held[^1].ReadPidAsync());
             }
-            await TestCluster.UntilAsync(() => holding.Busy == Held, () => $"the primary to see {Held} busy units, not {holding.Busy}");
+            await TestCluster.UntilAsync(() => holding.Busy == Held, $"the primary to see the {Held} connections as busy units");
             var (idle, _) = await cluster.ForkListeningAsync();
 
             // One at a time, so the idle worker is never more than a few connections busy: each goes to it.
@@ -69,7 +69,7 @@ public sealed class LeastBusyTests
         List<Task> inProgress = [.. Enumerable.Range(0, 2).Select(_ => http.GetStringAsync(uri, abandon.Token))];
         try
         {
-            await TestCluster.UntilAsync(() => slow.Busy == 2, () => $"the primary to see 2 requests in progress, not {slow.Busy}");
+            await TestCluster.UntilAsync(() => slow.Busy == 2, "the primary to see the 2 requests in progress as busy units");
             var (fast, _) = await cluster.ForkListeningAsync();
             await fast.Ready.WaitAsync(TestCluster.Timeout);
             for (int i = 0; i < 10; i++) Assert.Equal(fast.Process.Id.ToString(CultureInfo.InvariantCulture), await http.GetStringAsync(uri));
@@ -97,7 +97,7 @@ public sealed class LeastBusyTests
                 idle.Add(socket);
                 await socket.ConnectAsync(address.EndPoint).WaitAsync(TestCluster.Timeout);
             }
-            await TestCluster.UntilAsync(() => cluster.Primary.Connections.Handed == Held, () => $"worker 1 to take {Held} connections");
+            await TestCluster.UntilAsync(() => cluster.Primary.Connections.Handed == Held, $"worker 1 to take the {Held} connections");
             var (other, _) = await cluster.ForkListeningAsync();
             await other.Ready.WaitAsync(TestCluster.Timeout);
 

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Reflection;
 using System.Net;
 using System.Net.Sockets;
@@ -61,14 +62,14 @@ internal sealed class TestCluster : IAsyncDisposable
 
     public static JsonElement Json(string text) => JsonElement.Parse(text);
 
-    /// <summary>Waits until <paramref name="condition"/> holds, checking it every few milliseconds, for at most <see cref="Timeout"/>.</summary>
-    public static async Task UntilAsync(Func<bool> condition, Func<string> what)
+    /// <summary>Waits until <paramref name="condition"/> holds, checking every few milliseconds, for at most <see cref="Timeout"/>.</summary>
+    public static async Task UntilAsync(Func<bool> condition, string what)
     {
-        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var waited = Stopwatch.StartNew();
         while (!condition())
         {
-            if (clock.Elapsed > Timeout) throw new TimeoutException($"Waited {Timeout.TotalSeconds:0} s for {what()}.");
-            await Task.Delay(5);
+            if (waited.Elapsed > Timeout) throw new TimeoutException($"Still waiting, after {Timeout}, for {what}.");
+            await Task.Delay(10);
         }
     }
 }
