@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Herd against Node's cluster and single-process Kestrel, measured side by side in one run.
+# Herd against Node's cluster and single-process Kestrel, measured side by side in one run; then round robin against
+# least busy, with one worker slowed down.
 #   bench/run.sh           3 alternating rounds of 5 s per mode and kind (about 10 minutes)
 #   bench/run.sh --quick   1 round of 2 s (under a minute)
 # Writes docs/benchmarks.md (table, ratios, chart) and prints the table. Traffic stays on 127.0.0.1.
@@ -22,6 +23,9 @@ dotnet build samples/HelloCluster -c Release -nologo -v q >/dev/null
 dotnet build bench/Bench -c Release -nologo -v q >/dev/null
 hello="dotnet samples/HelloCluster/bin/Release/net10.0/HelloCluster.dll --port $port"
 bench="dotnet bench/Bench/bin/Release/net10.0/Bench.dll"
+# Two workers, worker 1 ten times slower: each request waits 5 ms (50 ms on worker 1), at most 8 at a time per worker.
+slow="--workers 2 --delay 5 --concurrency 8 --slow-worker 10"
+echo "$slow" >"$results/slow"
 
 declare -A command=(
   [node-rr]="env NODE_CLUSTER_SCHED_POLICY=rr node bench/node/cluster.js --port $port --workers 2"
@@ -31,8 +35,13 @@ declare -A command=(
   [herd-rr]="env HERD_SCHED_POLICY=rr $hello --workers 2"
   [herd-shared]="env HERD_SCHED_POLICY=none $hello --workers 2"
   [herd-reuseport]="$hello --workers 2 --reuseport"
+  [slow-rr]="env HERD_SCHED_POLICY=rr $hello $slow"
+  [slow-leastbusy]="env HERD_SCHED_POLICY=leastbusy $hello $slow"
 )
 modes=(node-rr node-none node-single kestrel-single herd-rr herd-shared herd-reuseport)
+# Connection: close only: wrk opens its keep-alive connections once, while both workers are idle, so either policy
+# splits them evenly; least busy chooses a worker for each new connection.
+slow_modes=(slow-rr slow-leastbusy)
 
 server=""
 start_server() {
@@ -76,6 +85,12 @@ for round in $(seq 1 "$rounds"); do
   for mode in "${modes[@]}"; do
     start_server "${command[$mode]}"
     measure "$mode" keepalive
+    measure "$mode" close
+    stop_server
+  done
+  for mode in "${slow_modes[@]}"; do
+    start_server "${command[$mode]}"
+    wrk -t1 -c"$conns" -d1s -H "Connection: close" "http://127.0.0.1:$port/" >/dev/null # warm up: else a cold start is the p99
     measure "$mode" close
     stop_server
   done

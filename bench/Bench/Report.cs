@@ -19,6 +19,8 @@ internal static class Report
         ["herd-rr"] = "Herd round robin",
         ["herd-shared"] = "Herd shared handle",
         ["herd-reuseport"] = "Herd reuse-port",
+        ["slow-rr"] = "Herd round robin",
+        ["slow-leastbusy"] = "Herd least busy",
     };
 
     private sealed record Run(string Mode, string Kind, double Rate, double P50, double P99);
@@ -70,6 +72,9 @@ internal static class Report
         foreach (var (mode, counts) in shares)
             md.AppendLine(Inv, $"| {Names[mode]} | {counts.Sum():N0} | {string.Join(" / ", counts.Select(c => c.ToString("N0", Inv)))} | {(counts.Count < 2 ? double.PositiveInfinity : counts.Max() / counts.Min()):F3} |");
 
+        LeastBusy(md, File.ReadAllText(Path.Combine(results, "slow")).Trim(), Median("slow-rr", "close"), Median("slow-leastbusy", "close"),
+            $"wrk -t1 -c{connections} -d{seconds}s with `Connection: close`, the median of {rounds} alternating round(s)");
+
         var soak = File.ReadLines(Path.Combine(results, "soak")).Select(l => l.Split(' ')).ToList();
         var baseline = soak.First(f => f[0] == "baseline");
         var after = soak.Where(f => f[0] == "after").ToList();
@@ -94,6 +99,22 @@ internal static class Report
         File.WriteAllText(output, md.ToString());
         File.WriteAllText(Path.Combine(Path.GetDirectoryName(output)!, "benchmarks.svg"), Chart(Modes.Select(m => (Names[m], Rate(m, "keepalive"), Rate(m, "close"))).ToList()));
         return 0;
+    }
+
+    // Round robin against least busy, with one worker slowed by the sample's options (as bench/run.sh passed them).
+    private static void LeastBusy(StringBuilder md, string slowArgs, Run roundRobin, Run leastBusy, string load)
+    {
+        var words = slowArgs.Split(' ');
+        int Arg(string name) => int.Parse(words[Array.IndexOf(words, name) + 1], Inv);
+        int delay = Arg("--delay"), factor = Arg("--slow-worker");
+        double p99Ratio = roundRobin.P99 / leastBusy.P99;
+        md.AppendLine().AppendLine("## Least-busy dispatch").AppendLine();
+        md.AppendLine(Inv, $"Two workers, one slow: `samples/HelloCluster {slowArgs}`. Each request waits {delay} ms, {delay * factor} ms on worker 1, and a worker waits on at most {Arg("--concurrency")} requests at a time while the rest queue, so worker 1 also serves {factor} times fewer.");
+        md.AppendLine(Inv, $"{load}. Keep-alive is not compared: wrk opens its connections once, while both workers are idle, and either policy splits them evenly.").AppendLine();
+        md.AppendLine("| policy | req/s | p50 ms | p99 ms |").AppendLine("|---|---:|---:|---:|");
+        foreach (var run in new[] { roundRobin, leastBusy })
+            md.AppendLine(Inv, $"| {Names[run.Mode]} | {run.Rate:N0} | {run.P50:F2} | {run.P99:F2} |");
+        md.AppendLine().AppendLine(Inv, $"Round robin's p99 ÷ least busy's: {p99Ratio:F2}: least busy {(p99Ratio > 1 ? "beat" : "did **not** beat")} round robin on p99.");
     }
 
     // Two panels of horizontal bars, keep-alive and close, since their scales differ by several times.

@@ -1,4 +1,8 @@
 // The seed's example, clustered: a primary that forks one worker per CPU, and workers that serve HTTP on one port.
+// For bench/run.sh's comparison of scheduling policies it can make one worker slow: --delay MS makes each request wait
+// MS ms (as for a backend), --concurrency N lets a worker wait on at most N requests at a time (the rest queue, as for
+// a pool of N backend connections), and --slow-worker F makes worker 1's requests wait F times as long, so that it
+// also serves F times fewer of them.
 using System.Globalization;
 using System.Runtime.InteropServices;
 using Herd;
@@ -8,7 +12,14 @@ int workers = Options("--workers") is [var count, ..] ? count : Environment.Proc
 
 // --workers 0: no cluster, this one process serves (the single-process baseline).
 if (Cluster.IsPrimary && workers > 0) await Primary.RunAsync(workers);
-else await Server.RunAsync(args, ports);
+else await Server.RunAsync(args, ports, RequestWork());
+
+Work RequestWork()
+{
+    int delay = Options("--delay") is [var ms, ..] ? ms : 0;
+    int slow = Options("--slow-worker") is [var factor, ..] && Cluster.IsWorker && Cluster.Worker.Id == 1 ? factor : 1;
+    return new Work(TimeSpan.FromMilliseconds(delay * slow), Options("--concurrency") is [var n, ..] ? n : int.MaxValue);
+}
 
 // Every value given for an option: --port may be repeated, for one server on several ports.
 int[] Options(string name) =>
@@ -39,12 +50,29 @@ static class Primary
 
 static class Server
 {
-    public static async Task RunAsync(string[] args, int[] ports)
+    public static async Task RunAsync(string[] args, int[] ports, Work work)
     {
         var builder = WebApplication.CreateSlimBuilder(args);
         builder.WebHost.UseHerd(args.Contains("--reuseport") ? new ListenOptions { ReusePort = true } : null);
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         var app = builder.Build();
+        if (work.Delay > TimeSpan.Zero)
+        {
+            var slots = new SemaphoreSlim(work.Concurrency);
+            app.Use(async (context, next) =>
+            {
+                await slots.WaitAsync();
+                try
+                {
+                    await Task.Delay(work.Delay);
+                }
+                finally
+                {
+                    slots.Release();
+                }
+                await next(context);
+            });
+        }
         app.MapGet("/", () => "hello world\n");
         app.MapGet("/pid", () => Environment.ProcessId.ToString(CultureInfo.InvariantCulture));
         foreach (var port in ports) app.Urls.Add($"http://0.0.0.0:{port}");
@@ -52,3 +80,6 @@ static class Server
         await app.RunAsync();
     }
 }
+
+/// <summary>What each request costs a worker: a wait, of which it can do <paramref name="Concurrency"/> at a time.</summary>
+record Work(TimeSpan Delay, int Concurrency);

@@ -21,6 +21,7 @@ public static class HerdWebHostBuilderExtensions
         ArgumentNullException.ThrowIfNull(builder);
         if (!Herd.Cluster.IsWorker) return builder;
         Herd.Cluster.Worker.DeferReady(); // ready once the app has started, every endpoint bound
+        Herd.Cluster.Worker.Load.AppCounts(); // requests in progress, not open connections, say how busy Kestrel is
         // Registered after UseKestrel's socket transport, so Kestrel asks this factory first.
         return builder.ConfigureServices(services =>
         {

@@ -82,6 +82,9 @@ public sealed class CurrentWorker
     /// <summary>Counts one request served, for <c>herd ls</c> and recycling by <see cref="SupervisorOptions.MaxRequests"/>. Herd.AspNetCore counts every HTTP request.</summary>
     public void CountRequest() => _child.CountRequest();
 
+    /// <summary>This worker's busy units, which it reports to a primary that dispatches by least busy.</summary>
+    internal LoadReporter Load => _child.Load;
+
     internal void RaiseMessage(ClusterMessage message)
     {
         Action<ClusterMessage>? handlers;

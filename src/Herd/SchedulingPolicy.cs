@@ -8,4 +8,12 @@ public enum SchedulingPolicy
 
     /// <summary>The primary accepts every connection and hands it to the workers in turn (SCHED_RR, the default).</summary>
     RoundRobin = 2,
+
+    /// <summary>
+    /// As <see cref="RoundRobin"/>, with the same guarantees, but each connection goes to the least busy worker: the one
+    /// with the fewest busy units (as it last reported them) plus connections on their way to it, the next in turn on
+    /// ties. A worker's busy units are its open connections from <see cref="ClusterSocket.ListenAsync"/>, or, with
+    /// Herd.AspNetCore, its HTTP requests in progress. A worker whose requests are slow then gets fewer of them.
+    /// </summary>
+    LeastBusy = 3,
 }

@@ -49,6 +49,12 @@ internal static unsafe partial class Fuzz
             case "truncated-binary":
                 Send([4, 1, 0, 0]); // half an accepted frame
                 break;
+            case "truncated-load":
+                Send([5, 1, 0]); // half a load frame
+                break;
+            case "negative-load":
+                Send([5, 0xff, 0xff, 0xff, 0xff]); // -1 busy units
+                break;
             case "interleaved":
                 Send([0x80 | 2, (byte)'{']); // the start of a user frame...
                 Send([1, (byte)'}']); // ...then a control frame before its end

@@ -109,6 +109,8 @@ public sealed class ReliabilityTests(ITestOutputHelper output)
     [InlineData("oversized-frame", "a frame over")]
     [InlineData("truncated", "malformed control message")]
     [InlineData("truncated-binary", "malformed accepted frame")]
+    [InlineData("truncated-load", "malformed load frame of 3 bytes")]
+    [InlineData("negative-load", "malformed load frame of 5 bytes")]
     [InlineData("interleaved", "interleaved frames")]
     [InlineData("unknown-kind", "unexpected frame of kind 99")]
     [InlineData("fd-on-control", "fd(s) with a frame of kind Internal, which carries none")]

@@ -34,9 +34,12 @@ internal sealed class ChildCluster : IChannelHandler
     {
         Worker = new CurrentWorker(this, id);
         _channel = new Ipc.Channel(channelFd);
+        Load = new LoadReporter(_channel);
     }
 
     public CurrentWorker Worker { get; }
+
+    internal LoadReporter Load { get; }
 
     internal Ipc.Channel Channel => _channel;
 
@@ -92,6 +95,7 @@ internal sealed class ChildCluster : IChannelHandler
             var local = new AddressKey(reply.Address ?? address.Address, reply.Port, address.AddressType).ToEndPoint();
             var roundRobin = new RoundRobinListener(this, reply.HandleId, local, OnClosed);
             _roundRobin[reply.HandleId] = roundRobin;
+            if (reply.LeastBusy) Load.Start();
             return created = roundRobin;
         }, cancellationToken).ConfigureAwait(false);
         NotifyListening(listener.LocalEndPoint, udp: false);

@@ -33,7 +33,7 @@ internal sealed class RoundRobinListener(ChildCluster child, int handleId, EndPo
         }
         child.SendAccepted(handleId, next.ConnectionId, ok: true);
         child.CountConnection();
-        var socket = next.Fd.ToSocket();
+        var socket = child.Load.CountsConnections ? new CountedSocket(next.Fd.ToSocketHandle(), child.Load) : next.Fd.ToSocket();
         if (socket.ProtocolType == ProtocolType.Tcp) socket.NoDelay = true;
         return socket;
     }

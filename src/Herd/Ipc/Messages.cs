@@ -17,6 +17,9 @@ internal enum FrameKind : byte
 
     /// <summary>Worker to primary: the answer to a <see cref="NewConn"/> (binary <see cref="Accepted"/>).</summary>
     Accepted = 4,
+
+    /// <summary>Worker to primary, under least-busy dispatch: how busy the worker is (binary <see cref="Ipc.Load"/>).</summary>
+    Load = 5,
 }
 
 /// <summary>The acts of Node's cluster protocol (lib/internal/cluster), spelled as there.</summary>
@@ -58,6 +61,7 @@ internal sealed class InternalMessage
     public string? Key { get; set; }
     public int Errno { get; set; }
     public int HandleId { get; set; }
+    public bool LeastBusy { get; set; }
 
     // heartbeat answers: what the worker has served so far
     public long Requests { get; set; }
@@ -109,5 +113,25 @@ internal readonly record struct Accepted(int HandleId, uint ConnectionId, bool O
         if (frame.Length != Size || frame[9] > 1) return false;
         value = new Accepted(BinaryPrimitives.ReadInt32LittleEndian(frame[1..]), BinaryPrimitives.ReadUInt32LittleEndian(frame[5..]), frame[9] == 1);
         return true;
+    }
+}
+
+/// <summary>load: [kind][busy units], a count that is never negative.</summary>
+internal readonly record struct Load(int Busy)
+{
+    public const int Size = 5;
+
+    public void Write(Span<byte> buffer)
+    {
+        buffer[0] = (byte)FrameKind.Load;
+        BinaryPrimitives.WriteInt32LittleEndian(buffer[1..], Busy);
+    }
+
+    public static bool TryRead(ReadOnlySpan<byte> frame, out Load value)
+    {
+        value = default;
+        if (frame.Length != Size) return false;
+        value = new Load(BinaryPrimitives.ReadInt32LittleEndian(frame[1..]));
+        return value.Busy >= 0;
     }
 }

@@ -13,12 +13,15 @@ internal sealed class SafeFdHandle : SafeHandle
     public int Fd => (int)handle;
 
     /// <summary>Moves ownership of the fd into a new <see cref="Socket"/>; this handle is left invalid.</summary>
-    public Socket ToSocket()
+    public Socket ToSocket() => new(ToSocketHandle());
+
+    /// <summary>Moves ownership of the fd into a new <see cref="SafeSocketHandle"/>; this handle is left invalid.</summary>
+    public SafeSocketHandle ToSocketHandle()
     {
         ObjectDisposedException.ThrowIf(IsClosed || IsInvalid, this);
         var fd = handle;
         SetHandleAsInvalid();
-        return new Socket(new SafeSocketHandle(fd, ownsHandle: true));
+        return new SafeSocketHandle(fd, ownsHandle: true);
     }
 
     protected override bool ReleaseHandle() => Libc.Close((int)handle) == 0;

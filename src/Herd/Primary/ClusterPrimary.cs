@@ -13,7 +13,7 @@ namespace Herd;
 /// </summary>
 public sealed class ClusterPrimary : IAsyncDisposable
 {
-    /// <summary>Overrides the default policy, as NODE_CLUSTER_SCHED_POLICY does in Node: <c>rr</c> or <c>none</c>.</summary>
+    /// <summary>Overrides the default policy, as NODE_CLUSTER_SCHED_POLICY does in Node: <c>rr</c>, <c>none</c> or <c>leastbusy</c>.</summary>
     public const string PolicyVariable = "HERD_SCHED_POLICY";
 
     private readonly Lock _gate = new();
@@ -46,13 +46,13 @@ public sealed class ClusterPrimary : IAsyncDisposable
     /// <summary>The settings future forks use.</summary>
     public ClusterSettings Settings => _settings;
 
-    /// <summary>Round robin (the default) or None; settable until the first <see cref="SetupPrimary"/> or <see cref="Fork"/>.</summary>
+    /// <summary>Round robin (the default), None or LeastBusy; settable until the first <see cref="SetupPrimary"/> or <see cref="Fork"/>.</summary>
     public SchedulingPolicy SchedulingPolicy
     {
         get => _policy;
         set
         {
-            if (value is not (SchedulingPolicy.None or SchedulingPolicy.RoundRobin)) throw new ArgumentOutOfRangeException(nameof(value), value, "Bad scheduling policy.");
+            if (!Enum.IsDefined(value)) throw new ArgumentOutOfRangeException(nameof(value), value, "Bad scheduling policy.");
             lock (_gate)
             {
                 if (_policyFrozen) throw new InvalidOperationException("The scheduling policy is fixed once the primary is set up.");
@@ -256,6 +256,10 @@ public sealed class ClusterPrimary : IAsyncDisposable
                 return _roundRobin.TryGetValue(accepted.HandleId, out var handle) && handle.OnAccepted(worker, accepted.ConnectionId, accepted.Ok)
                     ? null
                     : $"an answer for connection {accepted.ConnectionId} it was never given";
+            case FrameKind.Load:
+                if (!Load.TryRead(frame, out var load)) return $"a malformed load frame of {frame.Length} bytes";
+                worker.Busy = load.Busy;
+                return null;
             case FrameKind.Internal:
                 if (!Frames.TryReadInternal(frame, out var message, out var error)) return error;
                 OnInternal(worker, message);
@@ -355,7 +359,8 @@ public sealed class ClusterPrimary : IAsyncDisposable
                 }
                 else
                 {
-                    var roundRobin = new RoundRobinHandle(key, id, address, query.Backlog, _inherited.Take(address), _connections, retired => _roundRobin.TryRemove(retired.Id, out _));
+                    var roundRobin = new RoundRobinHandle(key, id, address, query.Backlog, _inherited.Take(address), _connections,
+                        leastBusy: _policy == SchedulingPolicy.LeastBusy, retired => _roundRobin.TryRemove(retired.Id, out _));
                     _roundRobin[id] = roundRobin;
                     handle = roundRobin;
                 }
@@ -396,6 +401,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
     private static SchedulingPolicy PolicyFromEnvironment() => Environment.GetEnvironmentVariable(PolicyVariable) switch
     {
         "none" => SchedulingPolicy.None,
+        "leastbusy" => SchedulingPolicy.LeastBusy,
         _ => SchedulingPolicy.RoundRobin,
     };
 }

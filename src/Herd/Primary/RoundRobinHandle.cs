@@ -11,6 +11,7 @@ namespace Herd.Primary;
 /// turn over their channels, keeping its own copy until the worker answers <c>accepted</c>. A refused connection,
 /// or one held by a worker that dies or whose channel closes before it answers, goes to another worker: none is
 /// lost. Each worker has at most <see cref="Window"/> connections in flight, so a stuck worker stops being chosen.
+/// Least-busy dispatch is the same machinery with another choice of worker.
 /// </summary>
 internal sealed class RoundRobinHandle : ServerHandle
 {
@@ -26,6 +27,7 @@ internal sealed class RoundRobinHandle : ServerHandle
     private readonly SocketError _error;
     private readonly Action<RoundRobinHandle> _retired;
     private readonly ConnectionCounters _counters;
+    private readonly bool _leastBusy;
     private readonly Lock _gate = new();
     private readonly List<Member> _members = [];
     private readonly Queue<SafeFdHandle> _retry = new();
@@ -37,10 +39,12 @@ internal sealed class RoundRobinHandle : ServerHandle
     private uint _lastConnectionId;
     private bool _closed;
 
-    public RoundRobinHandle(string key, int id, AddressKey address, int backlog, Socket? inherited, ConnectionCounters counters, Action<RoundRobinHandle> retired) : base(key, id)
+    public RoundRobinHandle(string key, int id, AddressKey address, int backlog, Socket? inherited, ConnectionCounters counters, bool leastBusy, Action<RoundRobinHandle> retired)
+        : base(key, id)
     {
         _retired = retired;
         _counters = counters;
+        _leastBusy = leastBusy;
         try
         {
             _listener = inherited ?? Binder.BindAndListen(address.ToEndPoint(), backlog, reusePort: false);
@@ -77,6 +81,7 @@ internal sealed class RoundRobinHandle : ServerHandle
         reply.HandleId = Id;
         reply.Address = local.Address;
         reply.Port = local.Port;
+        reply.LeastBusy = _leastBusy; // asks the worker to report how busy it is: under round robin it sends nothing
         worker.Channel.SendInternal(reply);
         lock (_gate)
         {
@@ -220,7 +225,7 @@ internal sealed class RoundRobinHandle : ServerHandle
         lock (_room) Monitor.PulseAll(_room);
     }
 
-    // Under _gate: hand queued connections to workers with room, in turn.
+    // Under _gate: hand queued connections to workers with room, in turn or to the least busy.
     private void Pump()
     {
         Span<byte> frame = stackalloc byte[NewConn.Size];
@@ -245,16 +250,21 @@ internal sealed class RoundRobinHandle : ServerHandle
 
     // The member with room that has been given the fewest connections, the earliest in turn on ties: strict round
     // robin while every worker keeps up, and equal shares over time when one is briefly full. A worker that stays
-    // full (stuck) is owed at most two windows' worth, so it is not flooded when it recovers.
+    // full (stuck) is owed at most two windows' worth, so it is not flooded when it recovers. Least busy makes the
+    // same choice among the members whose load is least: equally busy workers share evenly, and one passed over while
+    // it looked busier catches up once it no longer does.
     private Member? NextMember()
     {
         Member? best = null;
+        int leastLoad = 0;
         long most = 0;
         for (int i = 0; i < _members.Count; i++)
         {
             var member = _members[(_next + i) % _members.Count];
             most = Math.Max(most, member.Dispatched);
-            if (member.InFlight < Window && (best is null || member.Dispatched < best.Dispatched)) best = member;
+            if (member.InFlight >= Window) continue;
+            int load = _leastBusy ? member.Worker.Busy + member.InFlight : 0; // read once: the worker's reports change it
+            if (best is null || load < leastLoad || (load == leastLoad && member.Dispatched < best.Dispatched)) (best, leastLoad) = (member, load);
         }
         if (best is null) return null;
         best.Dispatched = Math.Max(best.Dispatched, most - 2 * Window) + 1;

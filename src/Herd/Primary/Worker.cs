@@ -15,6 +15,7 @@ public sealed class Worker : IChannelHandler
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _exitedAfterDisconnect; // 0 unknown, 1 false, 2 true: a bool? that reads and writes atomically
     private volatile bool _dead;
+    private int _busy;
 
     internal Worker(ClusterPrimary primary, int id, Process process, Ipc.Channel channel)
     {
@@ -111,6 +112,13 @@ public sealed class Worker : IChannelHandler
 
     /// <summary>Connections the worker had accepted at its last heartbeat.</summary>
     public long Connections { get; internal set; }
+
+    /// <summary>The busy units the worker last reported (least-busy dispatch only); written by its channel's reader.</summary>
+    internal int Busy
+    {
+        get => Volatile.Read(ref _busy);
+        set => Volatile.Write(ref _busy, value);
+    }
 
     /// <summary>When the worker last answered a heartbeat, or became ready (a Stopwatch timestamp).</summary>
     internal long LastHeartbeat { get; set; }
