@@ -103,10 +103,20 @@ public sealed class CliTests
             using var systemd = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Dgram, System.Net.Sockets.ProtocolType.Unspecified);
             systemd.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(path));
             var buffer = new byte[512];
-            async Task<string> NextAsync() =>
-                System.Text.Encoding.UTF8.GetString(buffer, 0, await systemd.ReceiveAsync(buffer).WaitAsync(TestCluster.Timeout));
+            HerdRun? herd = null;
+            async Task<string> NextAsync()
+            {
+                try
+                {
+                    return System.Text.Encoding.UTF8.GetString(buffer, 0, await systemd.ReceiveAsync(buffer).WaitAsync(TestCluster.Timeout));
+                }
+                catch (TimeoutException)
+                {
+                    throw new TimeoutException($"systemd heard nothing more; herd said:{Environment.NewLine}{string.Join(Environment.NewLine, herd?.Errors ?? [])}");
+                }
+            }
 
-            await using (var herd = await HerdRun.StartAsync(workers: 1, ("NOTIFY_SOCKET", path)))
+            await using (herd = await HerdRun.StartAsync(workers: 1, ("NOTIFY_SOCKET", path)))
             {
                 Assert.StartsWith("READY=1\nSTATUS=", await NextAsync(), StringComparison.Ordinal);
                 Assert.True(Native.Fd.Kill(herd.Pid, (int)UnixSignal.SIGHUP));

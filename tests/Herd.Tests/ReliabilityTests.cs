@@ -84,6 +84,7 @@ public sealed class ReliabilityTests(ITestOutputHelper output)
         var (_, port) = await host.ForkListeningAsync();
         await host.ForkListeningAsync();
         await EchoLoad.Start(port, limit: 1_000).Completion.WaitAsync(TestCluster.Timeout); // warm: JIT, pools, thread stacks
+        await host.SettledStatsAsync();
         await host.CommandAsync("gc", "gc");
         int fdsBefore = host.OpenFds;
         long rssBefore = host.RssKb;
@@ -121,6 +122,7 @@ public sealed class ReliabilityTests(ITestOutputHelper output)
         await using var host = await HostProcess.StartAsync("serve", "--port", "0");
         var (good, port) = await host.ForkListeningAsync();
         await EchoLoad.Start(port, limit: 20).Completion.WaitAsync(TestCluster.Timeout);
+        await host.SettledStatsAsync(); // every answer in: the primary holds no copy of a connection any more
         int fdsBefore = host.OpenFds;
 
         var (bad, _) = await host.ForkListeningAsync($"HERD_TEST_FUZZ={attack}");
