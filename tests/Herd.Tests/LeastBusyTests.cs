@@ -41,16 +41,8 @@ public sealed class LeastBusyTests
     public async Task Equally_busy_workers_share_connections_in_turn()
     {
         await using var cluster = new TestCluster(["serve"], SchedulingPolicy.LeastBusy);
-        var workers = new List<Worker>();
-        ListeningAddress? address = null;
-        for (int i = 0; i < 3; i++)
-        {
-            var (worker, listening) = await cluster.ForkListeningAsync();
-            workers.Add(worker);
-            address = listening;
-        }
-        var counts = workers.ToDictionary(w => w.Process.Id, _ => 0);
-        for (int i = 0; i < 300; i++) counts[await Client.PidOfAsync(address!.EndPoint)]++;
+        var (workers, address) = await cluster.ForkListeningAsync(3);
+        var counts = await TestCluster.SharesAsync(workers, address, 300);
         Assert.True(counts.Values.Max() <= 1.1 * counts.Values.Min(), string.Join(", ", counts));
     }
 

@@ -14,16 +14,8 @@ public sealed class RoundRobinTests
     public async Task Sequential_connections_are_shared_equally()
     {
         await using var cluster = new TestCluster(["serve"]);
-        var workers = new List<Worker>();
-        ListeningAddress? address = null;
-        for (int i = 0; i < 3; i++)
-        {
-            var (worker, listening) = await cluster.ForkListeningAsync();
-            workers.Add(worker);
-            address = listening;
-        }
-        var counts = workers.ToDictionary(w => w.Process.Id, _ => 0);
-        for (int i = 0; i < 60; i++) counts[await Client.PidOfAsync(address!.EndPoint)]++;
+        var (workers, address) = await cluster.ForkListeningAsync(3);
+        var counts = await TestCluster.SharesAsync(workers, address, 60);
         Assert.True(counts.Values.Max() - counts.Values.Min() <= 1, string.Join(", ", counts));
     }
 

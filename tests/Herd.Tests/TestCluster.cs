@@ -62,6 +62,28 @@ internal sealed class TestCluster : IAsyncDisposable
         return (worker, await ListeningAsync(worker));
     }
 
+    /// <summary>Forks <paramref name="count"/> workers and waits until each listens; they share one address.</summary>
+    public async Task<(List<Worker> Workers, ListeningAddress Address)> ForkListeningAsync(int count)
+    {
+        var workers = new List<Worker>();
+        ListeningAddress? address = null;
+        for (int i = 0; i < count; i++)
+        {
+            var (worker, listening) = await ForkListeningAsync();
+            workers.Add(worker);
+            address = listening;
+        }
+        return (workers, address!);
+    }
+
+    /// <summary>Makes <paramref name="connections"/> connections one after another; returns how many each worker took, by pid.</summary>
+    public static async Task<Dictionary<int, int>> SharesAsync(IEnumerable<Worker> workers, ListeningAddress address, int connections)
+    {
+        var counts = workers.ToDictionary(w => w.Process.Id, _ => 0);
+        for (int i = 0; i < connections; i++) counts[await Client.PidOfAsync(address.EndPoint)]++;
+        return counts;
+    }
+
     public Task<ListeningAddress> ListeningAsync(Worker worker) => ListeningOf(worker.Id).Task.WaitAsync(Timeout);
 
     public async Task<JsonElement> NextMessageAsync(Worker worker) =>
