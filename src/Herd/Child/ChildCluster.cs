@@ -224,10 +224,8 @@ internal sealed class ChildCluster : IChannelHandler
                 OnInternal(message, fds);
                 return null;
             case FrameKind.User:
+                if (!Frames.TryReceiveUser(frame, fds, _inbox, "the worker's", out var user, out var breach)) return breach;
                 int size = frame.Length;
-                if (fds.Count > 1) return $"sent {fds.Count} fds with a message, which carries at most one";
-                if (!_inbox.TryAdd(size)) return $"a flood of messages: over {_inbox} waiting for the worker's handlers";
-                if (!Frames.TryReadUser(frame, fds, out var user, out var userError)) return userError;
                 _events.Post(() =>
                 {
                     if (_inbox.Remove(size)) Worker.RaiseMessage(user);

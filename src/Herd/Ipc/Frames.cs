@@ -40,7 +40,21 @@ internal static class Frames
         }
     }
 
-    public static bool TryReadUser(ReadOnlySpan<byte> frame, ReceivedFds fds, [NotNullWhen(true)] out ClusterMessage? message, [NotNullWhen(false)] out string? error)
+    /// <summary>
+    /// Reads a message that waits in <paramref name="inbox"/> for the receiver's handlers, or says how the frame
+    /// breaks the protocol. More than one fd is refused before any is taken, so none leaks with the breach.
+    /// </summary>
+    public static bool TryReceiveUser(ReadOnlySpan<byte> frame, ReceivedFds fds, Inbox inbox, string receiver,
+        [NotNullWhen(true)] out ClusterMessage? message, [NotNullWhen(false)] out string? breach)
+    {
+        message = null;
+        breach = fds.Count > 1 ? $"sent {fds.Count} fds with a message, which carries at most one"
+            : !inbox.TryAdd(frame.Length) ? $"a flood of messages: over {inbox} waiting for {receiver} handlers"
+            : null;
+        return breach is null && TryReadUser(frame, fds, out message, out breach);
+    }
+
+    private static bool TryReadUser(ReadOnlySpan<byte> frame, ReceivedFds fds, [NotNullWhen(true)] out ClusterMessage? message, [NotNullWhen(false)] out string? error)
     {
         try
         {

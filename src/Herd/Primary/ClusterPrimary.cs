@@ -265,10 +265,8 @@ public sealed class ClusterPrimary : IAsyncDisposable
                 OnInternal(worker, message);
                 return null;
             case FrameKind.User:
+                if (!Frames.TryReceiveUser(frame, fds, worker.Inbox, "the primary's", out var user, out var breach)) return breach;
                 int size = frame.Length;
-                if (fds.Count > 1) return $"sent {fds.Count} fds with a message, which carries at most one";
-                if (!worker.Inbox.TryAdd(size)) return $"a flood of messages: over {worker.Inbox} waiting for the primary's handlers";
-                if (!Frames.TryReadUser(frame, fds, out var user, out var userError)) return userError;
                 _events.Post(() =>
                 {
                     if (!worker.Inbox.Remove(size)) return;

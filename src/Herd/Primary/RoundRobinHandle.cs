@@ -65,9 +65,12 @@ internal sealed class RoundRobinHandle : ServerHandle
     {
         get
         {
-            lock (_gate) return _retry.Count + _pending.Count;
+            lock (_gate) return Waiting;
         }
     }
+
+    // Under _gate.
+    private int Waiting => _retry.Count + _pending.Count;
 
     public override void Add(Worker worker, InternalMessage reply)
     {
@@ -197,7 +200,7 @@ internal sealed class RoundRobinHandle : ServerHandle
                     }
                     _pending.Enqueue(connection);
                     Pump();
-                    if (_retry.Count + _pending.Count >= MaxQueued) Volatile.Write(ref _full, true);
+                    if (Waiting >= MaxQueued) Volatile.Write(ref _full, true);
                 }
                 continue;
             }
@@ -229,7 +232,7 @@ internal sealed class RoundRobinHandle : ServerHandle
     private void Pump()
     {
         Span<byte> frame = stackalloc byte[NewConn.Size];
-        while (_retry.Count + _pending.Count > 0 && NextMember() is { } member)
+        while (Waiting > 0 && NextMember() is { } member)
         {
             var connection = _retry.Count > 0 ? _retry.Dequeue() : _pending.Dequeue();
             uint id = ++_lastConnectionId;
@@ -245,7 +248,7 @@ internal sealed class RoundRobinHandle : ServerHandle
                 RequeueHeldBy(member.Worker);
             }
         }
-        if (_full && _retry.Count + _pending.Count < MaxQueued) MakeRoom();
+        if (_full && Waiting < MaxQueued) MakeRoom();
     }
 
     // The member with room that has been given the fewest connections, the earliest in turn on ties: strict round
@@ -322,7 +325,7 @@ internal sealed class RoundRobinHandle : ServerHandle
             Libc.Shutdown((int)_listener.Handle, Libc.SHUT_RDWR); // wakes the accept thread
             _listener.Dispose();
         }
-        int dropped = _retry.Count + _pending.Count;
+        int dropped = Waiting;
         _counters.Refused(dropped);
         MakeRoom();
         while (_retry.TryDequeue(out var queued)) queued.Dispose();
