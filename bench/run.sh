@@ -66,6 +66,10 @@ stop_server() {
   echo "port $port still answers after stopping the server" >&2; return 1
 }
 
+# Every mode gets a second of traffic before it is measured, so that no mode is timed while its JIT (Node's or .NET's,
+# in each of its processes) is still compiling the hot path, and a cold start is not anyone's p99.
+warm_up() { wrk -t1 -c"$conns" -d1s -H "Connection: close" "http://127.0.0.1:$port/" >/dev/null; }
+
 # One wrk run; appends "mode kind rps p50_ms p99_ms" to results.
 measure() { # mode kind
   local header=()
@@ -84,13 +88,14 @@ for round in $(seq 1 "$rounds"); do
   echo "round $round of $rounds" >&2
   for mode in "${modes[@]}"; do
     start_server "${command[$mode]}"
+    warm_up
     measure "$mode" keepalive
     measure "$mode" close
     stop_server
   done
   for mode in "${slow_modes[@]}"; do
     start_server "${command[$mode]}"
-    wrk -t1 -c"$conns" -d1s -H "Connection: close" "http://127.0.0.1:$port/" >/dev/null # warm up: else a cold start is the p99
+    warm_up
     measure "$mode" close
     stop_server
   done
@@ -105,22 +110,26 @@ for mode in "${fair[@]}"; do
   stop_server
 done
 
-# The primary's memory and CPU over $soak connections, round robin.
-start_server "${command[herd-rr]}"
-primary=$(pgrep -f -o "HelloCluster.dll --port $port")
-rss() { awk '/VmRSS/ {print $2}' "/proc/$primary/status"; }
-cpu() { awk '{print $14 + $15}' "/proc/$primary/stat"; }
-echo "baseline $(rss) $(cpu) 0" >>"$results/soak"
-done_conns=0
-start_ns=$(date +%s%N)
-while (( done_conns < soak )); do
-  n=$(wrk -t1 -c"$conns" -d2s -H "Connection: close" "http://127.0.0.1:$port/" | awk '/requests in/ {print $1}')
-  done_conns=$(( done_conns + n ))
-  echo "after $(rss) $(cpu) $done_conns" >>"$results/soak"
-done
-elapsed_ms=$(( ($(date +%s%N) - start_ns) / 1000000 ))
-echo "elapsed $elapsed_ms" >>"$results/soak"
-stop_server
+# The primary's memory and CPU over $soak connections, round robin: Herd's, then Node's as the anchor.
+soak_primary() { # mode pattern file
+  start_server "${command[$1]}"
+  local primary
+  primary=$(pgrep -f -o -- "$2")
+  rss() { awk '/VmRSS/ {print $2}' "/proc/$primary/status"; }
+  cpu() { awk '{print $14 + $15}' "/proc/$primary/stat"; }
+  echo "baseline $(rss) $(cpu) 0" >>"$results/$3"
+  local done_conns=0 start_ns n
+  start_ns=$(date +%s%N)
+  while (( done_conns < soak )); do
+    n=$(wrk -t1 -c"$conns" -d2s -H "Connection: close" "http://127.0.0.1:$port/" | awk '/requests in/ {print $1}')
+    done_conns=$(( done_conns + n ))
+    echo "after $(rss) $(cpu) $done_conns" >>"$results/$3"
+  done
+  echo "elapsed $(( ($(date +%s%N) - start_ns) / 1000000 ))" >>"$results/$3"
+  stop_server
+}
+soak_primary herd-rr "HelloCluster.dll --port $port" soak
+soak_primary node-rr "cluster.js --port $port" soak-node
 
 # Handoff: how fast the primary alone accepts and hands over connections, and the latency it adds.
 $bench handoff --seconds "$seconds" >"$results/handoff"

@@ -39,7 +39,7 @@ internal static class Report
         var md = new StringBuilder();
         md.AppendLine("# Benchmarks").AppendLine();
         md.AppendLine(Inv, $"Written by `bench/run.sh` on {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, on {Environment.ProcessorCount} cores ({Cpu()}).");
-        md.AppendLine(Inv, $"wrk -t1 -c{connections} -d{seconds}s against `GET /` (hello world), the median of {rounds} alternating round(s); two workers wherever there is a cluster.");
+        md.AppendLine(Inv, $"wrk -t1 -c{connections} -d{seconds}s against `GET /` (hello world), the median of {rounds} alternating round(s), each mode warmed up by 1 s of Connection: close first; two workers wherever there is a cluster.");
         md.AppendLine("Herd runs as a user runs it: `samples/HelloCluster`, Release, its defaults unchanged. Absolute figures move with the machine; the ratios below are measured within this one run.").AppendLine();
 
         md.AppendLine("| mode | keep-alive req/s | p50 ms | p99 ms | Connection: close req/s | p50 ms | p99 ms |");
@@ -75,17 +75,12 @@ internal static class Report
         LeastBusy(md, File.ReadAllText(Path.Combine(results, "slow")).Trim(), Median("slow-rr", "close"), Median("slow-leastbusy", "close"),
             $"wrk -t1 -c{connections} -d{seconds}s with `Connection: close`, the median of {rounds} alternating round(s)");
 
-        var soak = File.ReadLines(Path.Combine(results, "soak")).Select(l => l.Split(' ')).ToList();
-        var baseline = soak.First(f => f[0] == "baseline");
-        var after = soak.Where(f => f[0] == "after").ToList();
-        double elapsed = Num(soak.First(f => f[0] == "elapsed")[1]) / 1000;
-        double total = Num(after[^1][3]);
-        double cpuSeconds = (Num(after[^1][2]) - Num(baseline[2])) / 100;
-        double rate = total / elapsed;
-        double mid = Num(after[after.Count / 2][1]) / 1024, end = Num(after[^1][1]) / 1024, start = Num(baseline[1]) / 1024;
+        var herd = Soak.Read(Path.Combine(results, "soak"));
+        var node = Soak.Read(Path.Combine(results, "soak-node"));
         md.AppendLine().AppendLine("## The primary").AppendLine();
-        md.AppendLine(Inv, $"Round robin, {total:N0} new connections at {rate:N0} a second: RSS {start:F1} MB before, {mid:F1} MB halfway, {end:F1} MB after (target: at most 40 MB, and flat).");
-        md.AppendLine(Inv, $"Its CPU: {cpuSeconds / elapsed * 100 / (rate / 10000):F1}% of one core per 10,000 connections a second.");
+        md.AppendLine(Inv, $"Round robin, {herd.Connections:N0} new connections at {herd.Rate:N0} a second: RSS {herd.Start:F1} MB before, {herd.Mid:F1} MB halfway, {herd.End:F1} MB after (target: at most 40 MB, and flat).");
+        md.AppendLine(Inv, $"Node's round-robin primary, {node.Connections:N0} connections at {node.Rate:N0} a second, in the same run: RSS {node.Start:F1} MB before, {node.Mid:F1} MB halfway, {node.End:F1} MB after. Herd's ÷ Node's, after: {herd.End / node.End:F2}.");
+        md.AppendLine(Inv, $"Its CPU: {herd.CpuPercentPer10k:F1}% of one core per 10,000 connections a second (Node's primary: {node.CpuPercentPer10k:F1}%).");
 
         var handoff = File.ReadLines(Path.Combine(results, "handoff")).Select(l => l.Split(' ')).ToDictionary(f => f[0], f => f[1..].Select(Num).ToArray());
         var (direct, handed, cpu) = (handoff["direct"], handoff["handoff"], handoff["primary-cpu"]);
@@ -99,6 +94,22 @@ internal static class Report
         File.WriteAllText(output, md.ToString());
         File.WriteAllText(Path.Combine(Path.GetDirectoryName(output)!, "benchmarks.svg"), Chart(Modes.Select(m => (Names[m], Rate(m, "keepalive"), Rate(m, "close"))).ToList()));
         return 0;
+    }
+
+    // A primary's RSS (kB) and CPU (ticks) read after each 2 s of load, as bench/run.sh's soak_primary wrote them.
+    private sealed record Soak(double Connections, double Rate, double Start, double Mid, double End, double CpuPercentPer10k)
+    {
+        public static Soak Read(string path)
+        {
+            var lines = File.ReadLines(path).Select(l => l.Split(' ')).ToList();
+            var baseline = lines.First(f => f[0] == "baseline");
+            var after = lines.Where(f => f[0] == "after").ToList();
+            double elapsed = Num(lines.First(f => f[0] == "elapsed")[1]) / 1000;
+            double total = Num(after[^1][3]), rate = total / elapsed;
+            double cpuSeconds = (Num(after[^1][2]) - Num(baseline[2])) / 100;
+            return new Soak(total, rate, Num(baseline[1]) / 1024, Num(after[after.Count / 2][1]) / 1024, Num(after[^1][1]) / 1024,
+                cpuSeconds / elapsed * 100 / (rate / 10000));
+        }
     }
 
     // Round robin against least busy, with one worker slowed by the sample's options (as bench/run.sh passed them).

@@ -24,7 +24,8 @@ internal sealed class HerdConnectionListenerFactory : IConnectionListenerFactory
             MaxWriteBufferSize = options.MaxWriteBufferSize,
             UnsafePreferInlineScheduling = options.UnsafePreferInlineScheduling,
         }, loggerFactory.CreateLogger("Herd.AspNetCore"));
-        _listenOptions = listenOptions ?? new ListenOptions { Backlog = options.Backlog };
+        // Kestrel's accept loop only queues each connection to the thread pool: it may run on the channel's thread.
+        _listenOptions = (listenOptions ?? new ListenOptions { Backlog = options.Backlog }) with { AcceptInline = true };
     }
 
     public bool CanBind(EndPoint endpoint) => endpoint is IPEndPoint or UnixDomainSocketEndPoint;

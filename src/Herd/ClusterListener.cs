@@ -21,7 +21,7 @@ public abstract class ClusterListener : IAsyncDisposable
     public abstract ValueTask DisposeAsync();
 }
 
-/// <summary>A listener over a listening socket of this process's own: standalone, primary, exclusive, reuse-port or shared.</summary>
+/// <summary>A listener over a listening socket of this process's own: standalone, primary, exclusive, or reuse-port.</summary>
 internal sealed class SocketListener(Socket socket, Action? onClosed = null) : ClusterListener(socket.LocalEndPoint!)
 {
     private int _disposed;

@@ -90,10 +90,10 @@ internal sealed class ChildCluster : IChannelHandler
             {
                 var socket = fd!.ToSocket();
                 socket.Listen(options.Backlog);
-                return created = new SocketListener(socket, OnClosed);
+                return created = new SharedListener(socket, OnClosed);
             }
             var local = new AddressKey(reply.Address ?? address.Address, reply.Port, address.AddressType).ToEndPoint();
-            var roundRobin = new RoundRobinListener(this, reply.HandleId, local, OnClosed);
+            var roundRobin = new RoundRobinListener(this, reply.HandleId, local, options.AcceptInline, OnClosed);
             _roundRobin[reply.HandleId] = roundRobin;
             if (reply.LeastBusy) Load.Start();
             return created = roundRobin;

@@ -10,10 +10,14 @@ namespace Herd.Child;
 /// owns the listening socket; connections arrive over the channel and are answered <c>accepted</c> only when the
 /// app takes them, so a connection still queued here when the listener closes goes back to another worker.
 /// </summary>
-internal sealed class RoundRobinListener(ChildCluster child, int handleId, EndPoint localEndPoint, Action onClosed)
+internal sealed class RoundRobinListener(ChildCluster child, int handleId, EndPoint localEndPoint, bool acceptInline, Action onClosed)
     : ClusterListener(localEndPoint)
 {
-    private readonly Channel<Pending> _queue = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleWriter = true });
+    private readonly Channel<Pending> _queue = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions
+    {
+        SingleWriter = true,
+        AllowSynchronousContinuations = acceptInline,
+    });
 
     public int HandleId => handleId;
 

@@ -107,6 +107,35 @@ internal static unsafe partial class Libc
 
     public const int PR_SET_PDEATHSIG = 1;
 
+    [StructLayout(LayoutKind.Sequential, Pack = 1)] // packed on x86-64, as the kernel's struct epoll_event
+    public struct EpollEvent
+    {
+        public uint Events;
+        public ulong Data;
+    }
+
+    public const int EPOLL_CLOEXEC = 0x80000;
+    public const int EPOLL_CTL_ADD = 1;
+    public const uint EPOLLIN = 0x1;
+    public const uint EPOLLEXCLUSIVE = 1u << 28;
+    public const int EFD_CLOEXEC = 0x80000;
+    public const int SOCK_NONBLOCK = 0x800;
+
+    [LibraryImport(Lib, EntryPoint = "epoll_create1", SetLastError = true)]
+    public static partial int EpollCreate1(int flags);
+
+    [LibraryImport(Lib, EntryPoint = "epoll_ctl", SetLastError = true)]
+    public static partial int EpollCtl(int epfd, int op, int fd, EpollEvent* ev);
+
+    [LibraryImport(Lib, EntryPoint = "epoll_wait", SetLastError = true)]
+    public static partial int EpollWait(int epfd, EpollEvent* events, int maxEvents, int timeoutMs);
+
+    [LibraryImport(Lib, EntryPoint = "eventfd", SetLastError = true)]
+    public static partial int EventFd(uint initval, int flags);
+
+    [LibraryImport(Lib, EntryPoint = "eventfd_write", SetLastError = true)]
+    public static partial int EventFdWrite(int fd, ulong value);
+
     [LibraryImport(Lib, EntryPoint = "_exit")]
     public static partial void Exit(int status);
 }

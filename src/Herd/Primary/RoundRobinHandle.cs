@@ -120,6 +120,7 @@ internal sealed class RoundRobinHandle : ServerHandle
     /// <summary>A worker's answer to newconn. False when it names no connection that worker holds.</summary>
     public bool OnAccepted(Worker worker, uint connectionId, bool ok)
     {
+        SafeFdHandle? handed = null;
         lock (_gate)
         {
             if (!_inFlight.TryGetValue(connectionId, out var entry) || entry.Member.Worker != worker) return false;
@@ -127,7 +128,7 @@ internal sealed class RoundRobinHandle : ServerHandle
             entry.Member.InFlight--;
             if (ok)
             {
-                entry.Connection.Dispose(); // the worker holds the connection now; this was only the primary's copy
+                handed = entry.Connection;
                 _counters.Handed();
             }
             else
@@ -138,8 +139,11 @@ internal sealed class RoundRobinHandle : ServerHandle
             }
             Pump();
             RetireIfDone();
-            return true;
         }
+        // The worker holds the connection now: this was only the primary's copy, and its close needs no lock, which
+        // the accept thread wants meanwhile.
+        handed?.Dispose();
+        return true;
     }
 
     public override void Close()

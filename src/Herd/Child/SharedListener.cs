@@ -1,0 +1,162 @@
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using Herd.Native;
+
+namespace Herd.Child;
+
+/// <summary>
+/// A shared handle's listening socket in a worker (SCHED_NONE): every worker accepts on the same socket. Each waits
+/// for it in an epoll set of its own with EPOLLEXCLUSIVE, so a connection wakes one worker instead of all of them:
+/// .NET's own accept registers the socket with every worker's epoll, and measured with two workers under
+/// Connection: close, 44% of each worker's accept4 calls came back EAGAIN, each one a wasted wake-up. A thread of its
+/// own waits only while the app waits in <see cref="AcceptAsync"/>, and completes that wait in place (no thread hop),
+/// so nothing is accepted that the app has not asked for.
+/// </summary>
+internal sealed class SharedListener : ClusterListener
+{
+    private const ulong ListenerEvent = 0, WakeEvent = 1;
+
+    private readonly Socket _socket;
+    private readonly Action _onClosed;
+    private readonly SafeFdHandle _epoll;
+    private readonly SafeFdHandle _wake;
+    private readonly object _gate = new();
+    private readonly Queue<Socket> _ready = new(); // accepted for a wait that was cancelled: the next wait takes it
+    private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Thread _thread;
+    private TaskCompletionSource<Socket>? _waiter;
+    private bool _closed;
+
+    public SharedListener(Socket socket, Action onClosed) : base(socket.LocalEndPoint!)
+    {
+        _socket = socket;
+        _onClosed = onClosed;
+        _epoll = new SafeFdHandle(Libc.EpollCreate1(Libc.EPOLL_CLOEXEC));
+        if (_epoll.IsInvalid) throw Fd.LastError("epoll_create1");
+        _wake = new SafeFdHandle(Libc.EventFd(0, Libc.EFD_CLOEXEC));
+        if (_wake.IsInvalid) throw Fd.LastError("eventfd");
+        // Before Linux 4.5 there is no EPOLLEXCLUSIVE: every worker wakes, as with .NET's accept.
+        if (!Watch(FdOf(socket), Libc.EPOLLIN | Libc.EPOLLEXCLUSIVE, ListenerEvent)) Watch(FdOf(socket), Libc.EPOLLIN, ListenerEvent);
+        Watch(_wake.Fd, Libc.EPOLLIN, WakeEvent);
+        _thread = new Thread(AcceptLoop) { IsBackground = true, Name = "herd shared accept" };
+        _thread.Start();
+    }
+
+    public override async ValueTask<Socket> AcceptAsync(CancellationToken cancellationToken = default)
+    {
+        TaskCompletionSource<Socket> waiter;
+        lock (_gate)
+        {
+            if (_closed) throw new ObjectDisposedException(nameof(ClusterListener));
+            if (_ready.TryDequeue(out var ready)) return ready;
+            if (_waiter is not null) throw new InvalidOperationException("Another accept is already waiting on this listener.");
+            // Continuations run on the accept thread as it completes the wait: the app's accept loop goes on from there.
+            _waiter = waiter = new TaskCompletionSource<Socket>();
+            Monitor.Pulse(_gate);
+        }
+        using var registration = cancellationToken.Register(() =>
+        {
+            lock (_gate)
+            {
+                if (_waiter == waiter) _waiter = null;
+            }
+            waiter.TrySetCanceled(cancellationToken);
+        });
+        return await waiter.Task.ConfigureAwait(false);
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        TaskCompletionSource<Socket>? waiter;
+        lock (_gate)
+        {
+            if (_closed) return;
+            _closed = true;
+            (waiter, _waiter) = (_waiter, null);
+            while (_ready.TryDequeue(out var ready)) ready.Dispose();
+            Monitor.Pulse(_gate);
+        }
+        Libc.EventFdWrite(_wake.Fd, 1);
+        waiter?.TrySetException(new ObjectDisposedException(nameof(ClusterListener)));
+        // The accept thread closes the socket as it leaves: until then its epoll set may still report the shared
+        // socket under this fd's number. Called from that thread (the app's accept loop runs there), it leaves next.
+        if (Thread.CurrentThread != _thread) await _stopped.Task.ConfigureAwait(false);
+        _onClosed();
+    }
+
+    private static int FdOf(Socket socket) => (int)socket.SafeHandle.DangerousGetHandle();
+
+    private unsafe bool Watch(int fd, uint events, ulong data)
+    {
+        var ev = new Libc.EpollEvent { Events = events, Data = data };
+        if (Libc.EpollCtl(_epoll.Fd, Libc.EPOLL_CTL_ADD, fd, &ev) == 0) return true;
+        if (Marshal.GetLastPInvokeError() == Libc.EINVAL && (events & Libc.EPOLLEXCLUSIVE) != 0) return false;
+        throw Fd.LastError("epoll_ctl");
+    }
+
+    private unsafe void AcceptLoop()
+    {
+        try
+        {
+            var events = stackalloc Libc.EpollEvent[2];
+            int backoffMs = 0;
+            while (WaitForWaiter())
+            {
+                if (Libc.EpollWait(_epoll.Fd, events, 2, -1) < 0 && Marshal.GetLastPInvokeError() != Libc.EINTR) return;
+                if (Volatile.Read(ref _closed)) return;
+                int fd = Libc.Accept4(FdOf(_socket), null, null, Libc.SOCK_CLOEXEC | Libc.SOCK_NONBLOCK);
+                if (fd >= 0)
+                {
+                    backoffMs = 0;
+                    Deliver(new Socket(new SafeSocketHandle(fd, ownsHandle: true)));
+                    continue;
+                }
+                int errno = Marshal.GetLastPInvokeError();
+                // Another worker took it, or the client left while it waited.
+                if (errno is Libc.EAGAIN or Libc.EINTR or Libc.ECONNABORTED) continue;
+                // EMFILE, ENFILE, ENOBUFS: the kernel's queue holds connections (or another worker takes them) meanwhile.
+                backoffMs = Math.Clamp(backoffMs * 2, 10, 1000);
+                HerdLog.AcceptFailed(Cluster.Logger, LocalEndPoint.ToString() ?? "", new System.ComponentModel.Win32Exception(errno).Message, backoffMs);
+                lock (_gate)
+                {
+                    if (!_closed) Monitor.Wait(_gate, backoffMs);
+                }
+            }
+        }
+        finally
+        {
+            _epoll.Dispose();
+            _wake.Dispose();
+            _socket.Dispose();
+            _stopped.TrySetResult();
+        }
+    }
+
+    // Accepts only while the app waits: a worker busy elsewhere leaves connections to the others.
+    private bool WaitForWaiter()
+    {
+        lock (_gate)
+        {
+            while (_waiter is null && !_closed) Monitor.Wait(_gate);
+            return !_closed;
+        }
+    }
+
+    private void Deliver(Socket socket)
+    {
+        if (socket.ProtocolType == ProtocolType.Tcp) socket.NoDelay = true;
+        Cluster.Child?.CountConnection();
+        TaskCompletionSource<Socket>? waiter;
+        lock (_gate) (waiter, _waiter) = (_waiter, null);
+        if (waiter is not null && waiter.TrySetResult(socket)) return;
+        lock (_gate)
+        {
+            if (!_closed)
+            {
+                _ready.Enqueue(socket); // its wait was cancelled as it came
+                return;
+            }
+        }
+        socket.Dispose();
+    }
+}
