@@ -17,6 +17,23 @@ public sealed class ListenTests
         Assert.All(ports, port => Assert.Equal(ports[0], port));
     }
 
+    // Under SCHED_NONE each worker accepts on the shared socket itself, on a thread that waits for it only while the app
+    // waits in AcceptAsync. A worker that is not accepting must take nothing (else its connections would hang), and
+    // one whose server closes must stop taking connections at once, leaving them all to the others.
+    [Fact]
+    public async Task Shared_handle_connections_go_only_to_workers_that_accept()
+    {
+        await using var cluster = new TestCluster(["serve"], SchedulingPolicy.None);
+        var (lazy, address) = await cluster.ForkListeningAsync(new Dictionary<string, string?> { ["HERD_TEST_LAZY"] = "1" });
+        var (busy, _) = await cluster.ForkListeningAsync();
+        Assert.Equal(20, (await TestCluster.SharesAsync([lazy, busy], address, 20))[busy.Process.Id]);
+
+        lazy.Send(TestCluster.Json("""{"cmd":"accept"}"""));
+        busy.Send(TestCluster.Json("""{"cmd":"close"}"""));
+        await busy.Process.WaitForExitAsync().WaitAsync(TestCluster.Timeout); // it leaves once its server is closed
+        Assert.Equal(20, (await TestCluster.SharesAsync([lazy, busy], address, 20))[lazy.Process.Id]);
+    }
+
     [Fact]
     public async Task Listening_on_ipv6_any_serves_ipv4_and_ipv6_clients()
     {
