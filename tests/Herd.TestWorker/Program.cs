@@ -83,6 +83,7 @@ namespace Herd.TestWorker
                         {
                             cmd = "env", id = Environment.GetEnvironmentVariable("HERD_UNIQUE_ID"), channel = Environment.GetEnvironmentVariable("HERD_CHANNEL_FD"),
                             custom = Environment.GetEnvironmentVariable("HERD_TEST_VAR"), cwd = Environment.CurrentDirectory, args, inheritable = InheritableFds(),
+                            slot = Cluster.Worker.Slot, instance = Environment.GetEnvironmentVariable("HERD_APP_INSTANCE"),
                         });
                         break;
                     case "grandchild":
