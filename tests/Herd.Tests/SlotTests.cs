@@ -25,8 +25,7 @@ public sealed class SlotTests
     public async Task A_supervisor_keeps_slots_through_restarts_and_reloads_and_scales_from_the_top()
     {
         await using var cluster = new TestCluster(["serve"]);
-        var options = new SupervisorOptions { Workers = 3, RestartDelay = TimeSpan.FromMilliseconds(50), ReadyTimeout = TimeSpan.FromSeconds(20) };
-        await using var supervisor = new Supervisor(cluster.Primary, options);
+        await using var supervisor = new Supervisor(cluster.Primary, SupervisorTests.Quick with { Workers = 3 });
         await supervisor.StartAsync();
         int[] Slots() => [.. supervisor.Workers.Select(w => w.Slot).Order()];
         Assert.Equal([0, 1, 2], Slots());

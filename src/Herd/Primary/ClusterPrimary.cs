@@ -391,14 +391,18 @@ public sealed class ClusterPrimary : IAsyncDisposable
             return;
         }
         var address = new AddressKey(query.Address!, query.Port, query.AddressType!);
-        var key = $"{address}{query.Fd}:{query.Index}";
+        var key = $"{address}{query.Fd}:{query.Index}" + (query.ReusePort ? ":reuseport" : "");
         reply.Key = key;
         lock (_gate)
         {
             if (!_handles.TryGetValue(key, out var handle))
             {
                 int id = ++_lastHandleId;
-                if (_policy == SchedulingPolicy.None || address.IsUdp)
+                if (query.ReusePort)
+                {
+                    handle = new ReusePortHandle(key, id, address, query.Backlog);
+                }
+                else if (_policy == SchedulingPolicy.None || address.IsUdp)
                 {
                     handle = new SharedHandle(key, id, address, _inherited.Take(address));
                 }
