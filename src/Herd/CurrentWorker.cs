@@ -14,14 +14,21 @@ public sealed class CurrentWorker
     private Action<ClusterMessage>? _message;
     private Queue<ClusterMessage>? _held = new();
 
-    internal CurrentWorker(ChildCluster child, int id)
+    internal CurrentWorker(ChildCluster child, int id, int slot)
     {
         _child = child;
         Id = id;
+        Slot = slot;
     }
 
     /// <summary>The worker's id, the same number the primary knows it by.</summary>
     public int Id { get; }
+
+    /// <summary>
+    /// The worker's slot, 0 to N-1 among N workers (<see cref="Herd.Worker.Slot"/>; PM2's NODE_APP_INSTANCE): a replacement
+    /// has the slot of the worker it replaces. Also in the environment as <c>HERD_APP_INSTANCE</c>, for code that knows nothing of Herd.
+    /// </summary>
+    public int Slot { get; }
 
     /// <summary>True once this worker is leaving on purpose, asked by the primary or by itself.</summary>
     public bool ExitedAfterDisconnect => _child.ExitedAfterDisconnect;

@@ -6,10 +6,22 @@ public sealed record ListenOptions
     /// <summary>The accept backlog. In round robin the first worker's backlog is the one the primary uses, as in Node.</summary>
     public int Backlog { get; init; } = 511;
 
-    /// <summary>The worker binds its own socket instead of sharing the primary's: port 0 then gives each worker its own port.</summary>
+    /// <summary>
+    /// The worker binds its own socket instead of asking the primary: port 0 then gives each worker its own port. With
+    /// <see cref="ReusePort"/>, each worker binds its own SO_REUSEPORT socket, and the connections queued in it are reset
+    /// when the worker dies.
+    /// </summary>
     public bool Exclusive { get; init; }
 
-    /// <summary>The worker binds its own SO_REUSEPORT socket and the kernel spreads connections (implies <see cref="Exclusive"/>).</summary>
+    /// <summary>
+    /// Reuse-port mode: the primary binds one SO_REUSEPORT socket per worker slot (<see cref="Worker.Slot"/>), all on one
+    /// port (port 0 included), and each worker accepts on its slot's; the kernel spreads connections over the slots by
+    /// their addresses. The primary keeps its copies, so under a <see cref="Supervisor"/> the connections queued for a
+    /// worker that dies, and those that arrive for its slot meanwhile, wait for its replacement instead of being reset.
+    /// A slot's socket closes when a supervisor scales the slot away, or when its last worker leaves with no supervisor
+    /// to bring another, and that resets the connections queued in it (Linux's <c>net.ipv4.tcp_migrate_req=1</c> moves
+    /// them to another slot's socket instead). The same for UDP. Standalone, the process binds an SO_REUSEPORT socket.
+    /// </summary>
     public bool ReusePort { get; init; }
 
     /// <summary>

@@ -17,7 +17,7 @@ switch (scenario)
         _ = Cluster.IsWorker;
         return int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture);
     case "udp":
-        return await Udp.RunAsync();
+        return await Udp.RunAsync(args);
     case "host":
         return await Host.RunAsync(args[1..]);
     case "join":
@@ -83,6 +83,7 @@ namespace Herd.TestWorker
                         {
                             cmd = "env", id = Environment.GetEnvironmentVariable("HERD_UNIQUE_ID"), channel = Environment.GetEnvironmentVariable("HERD_CHANNEL_FD"),
                             custom = Environment.GetEnvironmentVariable("HERD_TEST_VAR"), cwd = Environment.CurrentDirectory, args, inheritable = InheritableFds(),
+                            slot = Cluster.Worker.Slot, instance = Environment.GetEnvironmentVariable("HERD_APP_INSTANCE"),
                         });
                         break;
                     case "grandchild":
@@ -172,12 +173,12 @@ namespace Herd.TestWorker
         internal static void Report<T>(T value) => Cluster.Worker.Send(JsonSerializer.SerializeToElement(value));
     }
 
-    /// <summary>Answers every datagram with the worker's pid, from the socket all workers share.</summary>
+    /// <summary>Answers every datagram with the worker's pid, from the socket all workers share (or its slot's, with --reuseport).</summary>
     internal static class Udp
     {
-        public static async Task<int> RunAsync()
+        public static async Task<int> RunAsync(string[] args)
         {
-            using var socket = await ClusterSocket.BindUdpAsync(new IPEndPoint(IPAddress.Loopback, 0));
+            using var socket = await ClusterSocket.BindUdpAsync(new IPEndPoint(IPAddress.Loopback, 0), new ListenOptions { ReusePort = args.Contains("--reuseport") });
             var buffer = new byte[1024];
             var reply = Encoding.ASCII.GetBytes(Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
             while (true)

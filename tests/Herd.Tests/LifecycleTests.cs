@@ -203,7 +203,7 @@ public sealed class LifecycleTests(ITestOutputHelper output)
     internal static bool IsAlive(int pid) => StateOf(pid) is not (null or 'Z');
 
     // The state letter of /proc/<pid>/stat (R, S, T, Z...), null once the process is gone.
-    private static char? StateOf(int pid)
+    internal static char? StateOf(int pid)
     {
         try
         {

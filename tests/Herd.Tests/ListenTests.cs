@@ -55,15 +55,16 @@ public sealed class ListenTests
     }
 
     [Theory]
-    [InlineData(SchedulingPolicy.RoundRobin)]
-    [InlineData(SchedulingPolicy.None)]
-    public async Task Address_in_use_reaches_the_worker_and_the_primary_carries_on(SchedulingPolicy policy)
+    [InlineData(SchedulingPolicy.RoundRobin, false)]
+    [InlineData(SchedulingPolicy.None, false)]
+    [InlineData(SchedulingPolicy.RoundRobin, true)]
+    public async Task Address_in_use_reaches_the_worker_and_the_primary_carries_on(SchedulingPolicy policy, bool reusePort)
     {
         using var squatter = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         squatter.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         squatter.Listen();
         int taken = ((IPEndPoint)squatter.LocalEndPoint!).Port;
-        await using var cluster = new TestCluster(["serve", "--port", taken.ToString(System.Globalization.CultureInfo.InvariantCulture)], policy);
+        await using var cluster = new TestCluster(["serve", "--port", taken.ToString(System.Globalization.CultureInfo.InvariantCulture), .. reusePort ? ["--reuseport"] : Array.Empty<string>()], policy);
 
         var failing = cluster.Primary.Fork();
         var report = await cluster.NextMessageAsync(failing);

@@ -6,7 +6,7 @@ namespace Herd.Tests;
 /// <summary>Restarts with backoff, crash loops, zero-downtime reloads, scaling and graceful stops.</summary>
 public sealed class SupervisorTests
 {
-    private static readonly SupervisorOptions Quick = new()
+    internal static readonly SupervisorOptions Quick = new()
     {
         Workers = 2, RestartDelay = TimeSpan.FromMilliseconds(50), MaxRestartDelay = TimeSpan.FromMilliseconds(400),
         ReadyTimeout = TimeSpan.FromSeconds(20), KillTimeout = TimeSpan.FromSeconds(5),
@@ -98,11 +98,15 @@ public sealed class SupervisorTests
         Assert.Empty(supervisor.Workers);
     }
 
-    [Fact]
-    public async Task Reload_under_load_replaces_every_worker_and_fails_no_request()
+    // Kestrel (samples/HelloCluster), through the primary's handle, or in reuse-port mode each new worker sharing its
+    // slot's socket with the old one until that leaves.
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Reload_under_load_replaces_every_worker_and_fails_no_request(bool reusePort)
     {
         int port = Ports.Free();
-        await using var cluster = new TestCluster(["--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture)],
+        await using var cluster = new TestCluster(["--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), .. reusePort ? ["--reuseport"] : Array.Empty<string>()],
             settings: new ClusterSettings { Exec = TestCluster.SampleDll });
         await using var supervisor = new Supervisor(cluster.Primary, Quick);
         await supervisor.StartAsync();

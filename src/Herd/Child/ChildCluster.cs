@@ -16,6 +16,9 @@ internal sealed class ChildCluster : IChannelHandler
     internal const string IdVariable = "HERD_UNIQUE_ID";
     internal const string ChannelVariable = "HERD_CHANNEL_FD";
 
+    /// <summary>The worker's slot, left in its environment for the app to read, as PM2 leaves NODE_APP_INSTANCE.</summary>
+    internal const string SlotVariable = "HERD_APP_INSTANCE";
+
     private readonly Ipc.Channel _channel;
     private readonly EventQueue _events = new();
     private readonly Inbox _inbox = new();
@@ -30,9 +33,9 @@ internal sealed class ChildCluster : IChannelHandler
     private long _connections;
     private int _readySignalled;
 
-    private ChildCluster(int id, SafeFdHandle channelFd)
+    private ChildCluster(int id, int slot, SafeFdHandle channelFd)
     {
-        Worker = new CurrentWorker(this, id);
+        Worker = new CurrentWorker(this, id, slot);
         _channel = new Ipc.Channel(channelFd);
         Load = new LoadReporter(_channel);
     }
@@ -68,12 +71,17 @@ internal sealed class ChildCluster : IChannelHandler
         // clears one set before exec; a primary that died before this line shows as end of stream instead.
         if (Libc.Prctl(Libc.PR_SET_PDEATHSIG, (nuint)UnixSignal.SIGKILL, 0, 0, 0) != 0) throw Fd.LastError("prctl(PR_SET_PDEATHSIG)");
         var fdText = Environment.GetEnvironmentVariable(ChannelVariable);
+        var slotText = Environment.GetEnvironmentVariable(SlotVariable);
         Environment.SetEnvironmentVariable(IdVariable, null);
         Environment.SetEnvironmentVariable(ChannelVariable, null);
         if (!int.TryParse(idText, out int id) || !int.TryParse(fdText, out int fd) || fd < 3)
             throw new InvalidOperationException($"{IdVariable}={idText} and {ChannelVariable}={fdText} do not name a Herd channel.");
+        // Absent only under a primary older than slots (a rolling reload can run newer workers): slot 0 then.
+        int slot = 0;
+        if (slotText is not null && (!int.TryParse(slotText, out slot) || slot < 0))
+            throw new InvalidOperationException($"{SlotVariable}={slotText} does not name a worker slot.");
         Fd.CloseOnExecFrom3();
-        var child = new ChildCluster(id, new SafeFdHandle(fd));
+        var child = new ChildCluster(id, slot, new SafeFdHandle(fd));
         child._channel.Start(child);
         child._channel.SendInternal(new InternalMessage { Act = Acts.Online });
         return child;
@@ -121,7 +129,7 @@ internal sealed class ChildCluster : IChannelHandler
         var query = new InternalMessage
         {
             Act = Acts.QueryServer, Address = address.Address, Port = address.Port, AddressType = address.AddressType,
-            Index = index, Backlog = options.Backlog,
+            Index = index, Backlog = options.Backlog, ReusePort = options.ReusePort,
         };
         var result = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
         void OnReply(Reply reply)

@@ -56,6 +56,7 @@ internal sealed class InternalMessage
     public int? Fd { get; set; }
     public int Index { get; set; }
     public int Backlog { get; set; }
+    public bool ReusePort { get; set; } // queryServer: a socket of the worker's slot, not the policy's handle
 
     // reply to queryServer; close
     public string? Key { get; set; }
@@ -66,6 +67,8 @@ internal sealed class InternalMessage
     // heartbeat answers: what the worker has served so far
     public long Requests { get; set; }
     public long Connections { get; set; }
+
+    // reply to queryServer: the fd attached is the socket to accept on (a shared handle's, or a reuse-port slot's)
     public bool Shared { get; set; }
 }
 

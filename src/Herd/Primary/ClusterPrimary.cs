@@ -19,7 +19,8 @@ public sealed class ClusterPrimary : IAsyncDisposable
     private readonly Lock _gate = new();
     private readonly EventQueue _events = new();
     private readonly Dictionary<int, Worker> _workers = [];
-    private readonly List<Worker> _forked = [];
+    private readonly List<Worker> _forked = [];               // forked and not yet exited, connected or not
+    private readonly Dictionary<int, int> _slots = [];        // slot → workers in it not yet exited, launching ones too (two while one replaces another)
     private readonly Dictionary<string, ServerHandle> _handles = [];
     private readonly ConcurrentDictionary<int, RoundRobinHandle> _roundRobin = new();
     private readonly InheritedSockets _inherited = new();
@@ -109,24 +110,38 @@ public sealed class ClusterPrimary : IAsyncDisposable
         _events.Post(() => Setup?.Invoke(merged));
     }
 
-    /// <summary>Starts a worker, with <paramref name="env"/> added to its environment (null values remove a variable).</summary>
-    public Worker Fork(IReadOnlyDictionary<string, string?>? env = null)
+    /// <summary>
+    /// Starts a worker in the lowest <see cref="Worker.Slot"/> that no running worker holds, with <paramref name="env"/>
+    /// added to its environment (null values remove a variable).
+    /// </summary>
+    public Worker Fork(IReadOnlyDictionary<string, string?>? env = null) => Start(slot: null, env);
+
+    /// <summary>Starts a worker in <paramref name="slot"/>, whether a worker holds it or not: how a supervisor replaces one.</summary>
+    internal Worker ForkInSlot(int slot) => Start(slot, env: null);
+
+    private Worker Start(int? slot, IReadOnlyDictionary<string, string?>? env)
     {
         SetupPrimary();
         var (mine, theirs) = Native.Fd.SeqPacketPair();
-        int id;
+        int id, held;
         System.Diagnostics.Process process;
+        lock (_gate)
+        {
+            id = ++_lastWorkerId;
+            held = slot ?? LowestFreeSlot(_slots.Keys);
+            _slots[held] = _slots.GetValueOrDefault(held) + 1; // taken now, so that a concurrent fork picks another
+        }
         try
         {
-            lock (_gate) id = ++_lastWorkerId;
-            using (theirs) process = WorkerLauncher.Start(_settings, env, id, theirs);
+            using (theirs) process = WorkerLauncher.Start(_settings, env, id, held, theirs);
         }
         catch
         {
             mine.Dispose();
+            lock (_gate) ReleaseSlot(held);
             throw;
         }
-        var worker = new Worker(this, id, process, new Ipc.Channel(mine));
+        var worker = new Worker(this, id, held, process, new Ipc.Channel(mine));
         lock (_gate)
         {
             _workers[id] = worker;
@@ -174,6 +189,18 @@ public sealed class ClusterPrimary : IAsyncDisposable
         }
     }
 
+    /// <summary>The supervisor scaled a slot away: its reuse-port sockets close once its workers have let go of them.</summary>
+    internal void RetireSlot(int slot)
+    {
+        lock (_gate)
+        {
+            foreach (var (key, handle) in _handles.ToList())
+            {
+                if (handle.RetireSlot(slot)) _handles.Remove(key);
+            }
+        }
+    }
+
     internal void BeginDisconnect(Worker worker)
     {
         lock (_gate)
@@ -201,6 +228,11 @@ public sealed class ClusterPrimary : IAsyncDisposable
             worker.Channel.Dispose();
         }
         worker.MarkDead();
+        lock (_gate)
+        {
+            _forked.Remove(worker);
+            ReleaseSlot(worker.Slot); // before 'exit' is raised, so that a handler's Fork() takes this slot again
+        }
         _events.Post(() =>
         {
             worker.ExitedAfterDisconnect ??= false;
@@ -229,6 +261,21 @@ public sealed class ClusterPrimary : IAsyncDisposable
             worker.RaiseDisconnect();
             Disconnect?.Invoke(worker);
         });
+    }
+
+    /// <summary>The lowest slot not in <paramref name="taken"/>: where a new worker goes.</summary>
+    internal static int LowestFreeSlot(IEnumerable<int> taken)
+    {
+        var set = taken.ToHashSet();
+        int slot = 0;
+        while (set.Contains(slot)) slot++;
+        return slot;
+    }
+
+    // Under _gate.
+    private void ReleaseSlot(int slot)
+    {
+        if (--_slots[slot] == 0) _slots.Remove(slot);
     }
 
     private void Forget(Worker worker)
@@ -344,14 +391,18 @@ public sealed class ClusterPrimary : IAsyncDisposable
             return;
         }
         var address = new AddressKey(query.Address!, query.Port, query.AddressType!);
-        var key = $"{address}{query.Fd}:{query.Index}";
+        var key = $"{address}{query.Fd}:{query.Index}" + (query.ReusePort ? ":reuseport" : "");
         reply.Key = key;
         lock (_gate)
         {
             if (!_handles.TryGetValue(key, out var handle))
             {
                 int id = ++_lastHandleId;
-                if (_policy == SchedulingPolicy.None || address.IsUdp)
+                if (query.ReusePort)
+                {
+                    handle = new ReusePortHandle(key, id, address, query.Backlog);
+                }
+                else if (_policy == SchedulingPolicy.None || address.IsUdp)
                 {
                     handle = new SharedHandle(key, id, address, _inherited.Take(address));
                 }

@@ -28,6 +28,9 @@ internal abstract class ServerHandle(string key, int id)
     /// <summary>The worker's channel is gone: whatever it held but never took goes to the others.</summary>
     public virtual bool WorkerGone(Worker worker) => Remove(worker);
 
+    /// <summary>No worker will come back to this slot, held or not; true when the handle has closed.</summary>
+    public virtual bool RetireSlot(int slot) => false;
+
     /// <summary>Binding failed; the reply carried the error and the key should be forgotten, so a later query can retry.</summary>
     public abstract bool Failed { get; }
 

@@ -17,16 +17,25 @@ public sealed class Worker : IChannelHandler
     private volatile bool _dead;
     private int _busy;
 
-    internal Worker(ClusterPrimary primary, int id, Process process, Ipc.Channel channel)
+    internal Worker(ClusterPrimary primary, int id, int slot, Process process, Ipc.Channel channel)
     {
         _primary = primary;
         Id = id;
+        Slot = slot;
         Process = process;
         Channel = channel;
     }
 
     /// <summary>The worker's id: 1, 2, 3... in fork order, never reused.</summary>
     public int Id { get; }
+
+    /// <summary>
+    /// The worker's slot (PM2's NODE_APP_INSTANCE): 0 to N-1 among N workers, and the worker sees it as
+    /// <see cref="CurrentWorker.Slot"/>. <see cref="ClusterPrimary.Fork"/> gives the lowest slot no running worker holds;
+    /// a <see cref="Supervisor"/> puts a replacement in the slot of the worker it replaces. In reuse-port mode
+    /// (<see cref="ListenOptions.ReusePort"/>) each slot has its own listening socket in the primary.
+    /// </summary>
+    public int Slot { get; }
 
     /// <summary>The worker process.</summary>
     public Process Process { get; }
@@ -103,7 +112,7 @@ public sealed class Worker : IChannelHandler
     }
 
     /// <inheritdoc />
-    public override string ToString() => $"worker {Id} (pid {Process.Id}, {State})";
+    public override string ToString() => $"worker {Id} (pid {Process.Id}, slot {Slot}, {State})";
 
     internal void MarkDead() => _dead = true;
 

@@ -19,7 +19,7 @@ internal static class WorkerLauncher
 {
     private static readonly BlockingCollection<Action> s_spawns = StartSpawner();
 
-    public static Process Start(ClusterSettings settings, IReadOnlyDictionary<string, string?>? env, int id, SafeFdHandle channelEnd)
+    public static Process Start(ClusterSettings settings, IReadOnlyDictionary<string, string?>? env, int id, int slot, SafeFdHandle channelEnd)
     {
         var (file, args) = Program(settings);
         var start = new ProcessStartInfo(file) { UseShellExecute = false };
@@ -34,6 +34,7 @@ internal static class WorkerLauncher
         Apply(start.Environment, env);
         start.Environment[ChildCluster.IdVariable] = id.ToString(System.Globalization.CultureInfo.InvariantCulture);
         start.Environment[ChildCluster.ChannelVariable] = channelEnd.Fd.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        start.Environment[ChildCluster.SlotVariable] = slot.ToString(System.Globalization.CultureInfo.InvariantCulture);
         if (settings.Uid is not null || settings.Gid is not null) DropPrivileges(start, settings.Uid, settings.Gid);
 
         var started = new TaskCompletionSource<Process>();

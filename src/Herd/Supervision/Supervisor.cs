@@ -8,6 +8,11 @@ namespace Herd;
 /// worker only once its replacement is ready, and keeping it when the replacement never is; stops gracefully,
 /// killing whatever outlasts <see cref="SupervisorOptions.KillTimeout"/>.
 /// </summary>
+/// <remarks>
+/// Workers keep their slots (<see cref="Worker.Slot"/>): a restarted or reloaded worker's replacement takes its slot,
+/// scaling up adds the lowest free slots and scaling down retires the highest. In reuse-port mode a slot is a listening
+/// socket that the primary keeps while its worker is replaced, so the connections queued in it wait for the replacement.
+/// </remarks>
 public sealed class Supervisor : IAsyncDisposable
 {
     private readonly ClusterPrimary _primary;
@@ -16,6 +21,7 @@ public sealed class Supervisor : IAsyncDisposable
     private readonly Dictionary<Worker, long> _managed = []; // worker → when it was forked (Stopwatch timestamp)
     private readonly Dictionary<Worker, long> _requestLimits = [];
     private readonly HashSet<Worker> _recycling = [];
+    private readonly HashSet<int> _comingSlots = [];         // slots whose worker is on its way (a fork, a restart's backoff)
     private readonly SemaphoreSlim _changing = new(1, 1);    // one reload, scale or stop at a time
     private TimeSpan _nextDelay;
     private int _unstableRestarts;
@@ -69,7 +75,7 @@ public sealed class Supervisor : IAsyncDisposable
         }
         _primary.HoldServers(true); // a worker that dies is replaced: its servers wait for the replacement
         _ = WatchAsync();
-        await WhenReadyAsync([.. Enumerable.Range(0, _options.Workers).Select(_ => Spawn())], cancellationToken).ConfigureAwait(false);
+        await WhenReadyAsync([.. Enumerable.Range(0, _options.Workers).Select(_ => SpawnNew())], cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -96,18 +102,18 @@ public sealed class Supervisor : IAsyncDisposable
         {
             foreach (var batch in workers.Chunk(_options.ReloadBatchSize))
             {
-                var fresh = batch.Select(_ => Spawn()).ToArray();
+                var fresh = batch.Select(old => Spawn(old.Slot)).ToArray(); // both serve the slot until the old one leaves
                 try
                 {
                     await WhenReadyAsync(fresh, cancellationToken).ConfigureAwait(false);
                 }
                 catch (TimeoutException)
                 {
-                    await Task.WhenAll(fresh.Select(RetireAsync)).ConfigureAwait(false);
+                    await Task.WhenAll(fresh.Select(w => RetireAsync(w))).ConfigureAwait(false);
                     throw new ReloadFailedException(
                         $"A new worker was not ready within {_options.ReadyTimeout.TotalSeconds:0.#} s; it was stopped and the old workers kept.");
                 }
-                await Task.WhenAll(batch.Select(RetireAsync)).ConfigureAwait(false);
+                await Task.WhenAll(batch.Select(w => RetireAsync(w))).ConfigureAwait(false);
             }
         }
         finally
@@ -116,7 +122,11 @@ public sealed class Supervisor : IAsyncDisposable
         }
     }
 
-    /// <summary>Runs <paramref name="workers"/> workers from now on: forks the missing ones, or retires the newest extra ones gracefully.</summary>
+    /// <summary>
+    /// Runs <paramref name="workers"/> workers from now on: forks the missing ones into the lowest free slots, or retires
+    /// those in the highest slots gracefully. A retired slot's reuse-port sockets close, which resets the connections
+    /// queued in them (see <see cref="ListenOptions.ReusePort"/>).
+    /// </summary>
     public Task ScaleAsync(int workers, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(workers);
@@ -133,12 +143,12 @@ public sealed class Supervisor : IAsyncDisposable
         try
         {
             Worker[] current;
-            lock (_gate) current = [.. _managed.OrderBy(w => w.Value).Select(w => w.Key)];
+            lock (_gate) current = [.. _managed.Keys.OrderBy(w => w.Slot)];
             int workers = target(current.Length);
             if (workers > current.Length)
-                await WhenReadyAsync([.. Enumerable.Range(0, workers - current.Length).Select(_ => Spawn())], cancellationToken).ConfigureAwait(false);
+                await WhenReadyAsync([.. Enumerable.Range(0, workers - current.Length).Select(_ => SpawnNew())], cancellationToken).ConfigureAwait(false);
             else
-                await Task.WhenAll(current[workers..].Select(RetireAsync)).ConfigureAwait(false);
+                await Task.WhenAll(current[workers..].Select(w => RetireAsync(w, retireSlot: true))).ConfigureAwait(false);
         }
         finally
         {
@@ -163,7 +173,7 @@ public sealed class Supervisor : IAsyncDisposable
         {
             lock (_gate) State = SupervisorState.Stopped;
             _primary.HoldServers(false);
-            await Task.WhenAll(Workers.Select(RetireAsync)).ConfigureAwait(false);
+            await Task.WhenAll(Workers.Select(w => RetireAsync(w))).ConfigureAwait(false);
         }
         finally
         {
@@ -178,11 +188,36 @@ public sealed class Supervisor : IAsyncDisposable
         _primary.Exit -= OnExit;
     }
 
-    private Worker Spawn()
+    private Worker Spawn(int slot)
     {
-        var worker = _primary.Fork();
+        var worker = _primary.ForkInSlot(slot);
         lock (_gate) _managed[worker] = Stopwatch.GetTimestamp();
         return worker;
+    }
+
+    // A worker in the lowest slot that neither a worker kept nor one on its way holds.
+    private Worker SpawnNew()
+    {
+        int slot;
+        lock (_gate)
+        {
+            slot = ClusterPrimary.LowestFreeSlot(_managed.Keys.Select(w => w.Slot).Concat(_comingSlots));
+            _comingSlots.Add(slot);
+        }
+        return SpawnReserved(slot);
+    }
+
+    // Forks into a slot kept in _comingSlots until its worker is managed.
+    private Worker SpawnReserved(int slot)
+    {
+        try
+        {
+            return Spawn(slot);
+        }
+        finally
+        {
+            lock (_gate) _comingSlots.Remove(slot);
+        }
     }
 
     private async Task WhenReadyAsync(Worker[] workers, CancellationToken cancellationToken)
@@ -195,8 +230,9 @@ public sealed class Supervisor : IAsyncDisposable
         await Task.WhenAll(ready).WaitAsync(_options.ReadyTimeout, cancellationToken).ConfigureAwait(false);
     }
 
-    // Graceful disconnect, then SIGKILL after the kill timeout. The worker is no longer managed: no restart.
-    private async Task RetireAsync(Worker worker)
+    // Graceful disconnect, then SIGKILL after the kill timeout. The worker is no longer managed: no restart. A retired
+    // slot is one no worker comes back to: its held sockets close once the worker has let go of them.
+    private async Task RetireAsync(Worker worker, bool retireSlot = false)
     {
         lock (_gate)
         {
@@ -204,6 +240,7 @@ public sealed class Supervisor : IAsyncDisposable
             _requestLimits.Remove(worker);
         }
         var exited = worker.DisconnectAsync();
+        if (retireSlot) _primary.RetireSlot(worker.Slot);
         if (await Task.WhenAny(exited, Task.Delay(_options.KillTimeout)).ConfigureAwait(false) != exited) worker.Kill(UnixSignal.SIGKILL);
         await worker.Exited.ConfigureAwait(false);
     }
@@ -304,6 +341,7 @@ public sealed class Supervisor : IAsyncDisposable
             {
                 delay = _nextDelay;
                 _nextDelay = TimeSpan.FromTicks(Math.Min(_nextDelay.Ticks * 2, _options.MaxRestartDelay.Ticks));
+                _comingSlots.Add(worker.Slot); // the replacement's, which no scale-up may take meanwhile
             }
         }
         if (errored)
@@ -313,21 +351,26 @@ public sealed class Supervisor : IAsyncDisposable
             return;
         }
         Restarting?.Invoke(worker, exit, delay);
-        _ = RestartAfterAsync(delay);
+        _ = RestartAfterAsync(worker.Slot, delay);
     }
 
-    private async Task RestartAfterAsync(TimeSpan delay)
+    // The replacement takes the dead worker's slot.
+    private async Task RestartAfterAsync(int slot, TimeSpan delay)
     {
         await Task.Delay(delay).ConfigureAwait(false);
         lock (_gate)
         {
-            if (State != SupervisorState.Running) return;
+            if (State != SupervisorState.Running)
+            {
+                _comingSlots.Remove(slot);
+                return;
+            }
             Restarts++;
             HerdMetrics.Restarts.Add(1);
         }
         try
         {
-            Spawn();
+            SpawnReserved(slot);
         }
 #pragma warning disable CA1031 // a failed fork is reported, and the supervisor carries on with the workers it has
         catch (Exception ex)

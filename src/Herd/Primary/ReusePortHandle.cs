@@ -1,0 +1,127 @@
+using System.Net;
+using System.Net.Sockets;
+using Herd.Ipc;
+using Herd.Net;
+
+namespace Herd.Primary;
+
+/// <summary>
+/// Reuse-port mode (<see cref="ListenOptions.ReusePort"/>; Node has none): the primary binds one SO_REUSEPORT socket per
+/// worker slot, all on one port, and gives each worker its slot's socket as a shared handle gives its one; the worker
+/// accepts on it itself and the kernel spreads connections over the slots. The primary keeps its copy, so while servers
+/// are held a slot whose worker dies keeps its queued connections, and the kernel keeps queueing there, for the
+/// replacement in that slot: with sockets of the workers' own, the kernel would reset them.
+/// </summary>
+/// <remarks>
+/// A slot's socket closes when the slot is retired (scaled away) or, with servers not held, when no worker of the slot
+/// is left; that resets what is queued in it, unless net.ipv4.tcp_migrate_req=1 moves it to another slot's socket.
+/// </remarks>
+internal sealed class ReusePortHandle(string key, int id, AddressKey address, int backlog) : ServerHandle(key, id)
+{
+    private readonly Lock _gate = new();
+    private readonly Dictionary<int, Slot> _slots = [];
+    private readonly HashSet<int> _retired = [];
+    private EndPoint _endPoint = address.ToEndPoint(); // port 0 until the first slot has bound: then that slot's port
+
+    // No slot open: the first bind failed (the key is forgotten so a later query can retry), or every slot has closed.
+    public override bool Failed
+    {
+        get
+        {
+            lock (_gate) return _slots.Count == 0;
+        }
+    }
+
+    public override void Add(Worker worker, InternalMessage reply)
+    {
+        lock (_gate)
+        {
+            if (!_slots.TryGetValue(worker.Slot, out var slot))
+            {
+                try
+                {
+                    slot = new Slot(Bind());
+                }
+                catch (SocketException ex)
+                {
+                    reply.Errno = (int)ex.SocketErrorCode;
+                    worker.Channel.SendInternal(reply);
+                    return;
+                }
+                _slots[worker.Slot] = slot;
+            }
+            _retired.Remove(worker.Slot); // a worker came back to it after all
+            slot.Workers.Add(worker);
+            reply.Shared = true;
+            worker.Channel.SendInternal(reply, slot.Socket.SafeHandle);
+        }
+    }
+
+    public override bool Remove(Worker worker)
+    {
+        lock (_gate)
+        {
+            if (_slots.TryGetValue(worker.Slot, out var slot) && slot.Workers.Remove(worker)) CloseIfLeft(worker.Slot);
+            return _slots.Count == 0;
+        }
+    }
+
+    public override bool RetireSlot(int slot)
+    {
+        lock (_gate)
+        {
+            if (_slots.ContainsKey(slot))
+            {
+                _retired.Add(slot);
+                CloseIfLeft(slot);
+            }
+            return _slots.Count == 0;
+        }
+    }
+
+    public override bool CloseIfIdle()
+    {
+        lock (_gate)
+        {
+            foreach (int slot in _slots.Keys.ToList()) CloseIfLeft(slot);
+            return _slots.Count == 0;
+        }
+    }
+
+    public override void Close()
+    {
+        lock (_gate)
+        {
+            foreach (var slot in _slots.Values) slot.Socket.Dispose();
+            _slots.Clear();
+        }
+    }
+
+    // Under _gate. Later slots bind the port the first one was given, so port 0 is one port for every slot.
+    private Socket Bind()
+    {
+        var socket = address.IsUdp
+            ? Binder.BindDatagram((IPEndPoint)_endPoint, reusePort: true)
+            : Binder.BindAndListen(_endPoint, backlog, reusePort: true);
+        _endPoint = socket.LocalEndPoint!;
+        return socket;
+    }
+
+    // Under _gate. A held slot stays open with no worker: the kernel keeps queueing its connections for the next.
+    private void CloseIfLeft(int number)
+    {
+        var slot = _slots[number];
+        if (slot.Workers.Count > 0 || (Held && !_retired.Contains(number))) return;
+        slot.Socket.Dispose();
+        _slots.Remove(number);
+        _retired.Remove(number);
+    }
+
+    private sealed class Slot(Socket socket)
+    {
+        public Socket Socket { get; } = socket;
+
+        /// <summary>The workers accepting on it: one, or two while one replaces the other.</summary>
+        public HashSet<Worker> Workers { get; } = [];
+    }
+}
