@@ -5,12 +5,12 @@ return args switch
 {
     ["handoff", "--seconds", var seconds] => await Handoff.RunAsync(int.Parse(seconds, System.Globalization.CultureInfo.InvariantCulture)),
     ["handoff-worker"] => await Handoff.WorkerAsync(),
-    ["report", var results, var output, var rounds, var seconds, var connections] => Report.Write(results, output, rounds, seconds, connections),
+    ["report", var results, var output, var rounds, var seconds, var warm, var connections] => Report.Write(results, output, rounds, seconds, warm, connections),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Bench handoff --seconds S | report <results-dir> <output.md> <rounds> <seconds> <connections>");
+    Console.Error.WriteLine("usage: Bench handoff --seconds S | report <results-dir> <output.md> <rounds> <seconds> <warm-up seconds> <connections>");
     return 2;
 }

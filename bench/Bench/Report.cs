@@ -25,7 +25,7 @@ internal static class Report
 
     private sealed record Run(string Mode, string Kind, double Rate, double P50, double P99);
 
-    public static int Write(string results, string output, string rounds, string seconds, string connections)
+    public static int Write(string results, string output, string rounds, string seconds, string warm, string connections)
     {
         var runs = File.ReadLines(Path.Combine(results, "runs")).Select(line => line.Split(' '))
             .Select(f => new Run(f[0], f[1], Num(f[2]), Millis(f[3]), Millis(f[4]))).ToList();
@@ -39,7 +39,7 @@ internal static class Report
         var md = new StringBuilder();
         md.AppendLine("# Benchmarks").AppendLine();
         md.AppendLine(Inv, $"Written by `bench/run.sh` on {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, on {Environment.ProcessorCount} cores ({Cpu()}).");
-        md.AppendLine(Inv, $"wrk -t1 -c{connections} -d{seconds}s against `GET /` (hello world), the median of {rounds} alternating round(s), each mode warmed up by 1 s of Connection: close first; two workers wherever there is a cluster.");
+        md.AppendLine(Inv, $"wrk -t1 -c{connections} -d{seconds}s against `GET /` (hello world), the median of {rounds} alternating round(s), each mode warmed up by {warm} s of Connection: close first; two workers wherever there is a cluster.");
         md.AppendLine("Herd runs as a user runs it: `samples/HelloCluster`, Release, its defaults unchanged. Absolute figures move with the machine; the ratios below are measured within this one run.").AppendLine();
 
         md.AppendLine("| mode | keep-alive req/s | p50 ms | p99 ms | Connection: close req/s | p50 ms | p99 ms |");

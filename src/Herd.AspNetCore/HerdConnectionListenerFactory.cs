@@ -24,8 +24,7 @@ internal sealed class HerdConnectionListenerFactory : IConnectionListenerFactory
             MaxWriteBufferSize = options.MaxWriteBufferSize,
             UnsafePreferInlineScheduling = options.UnsafePreferInlineScheduling,
         }, loggerFactory.CreateLogger("Herd.AspNetCore"));
-        // Kestrel's accept loop only queues each connection to the thread pool: it may run on the channel's thread.
-        _listenOptions = (listenOptions ?? new ListenOptions { Backlog = options.Backlog }) with { AcceptInline = true };
+        _listenOptions = listenOptions ?? new ListenOptions { Backlog = options.Backlog };
     }
 
     public bool CanBind(EndPoint endpoint) => endpoint is IPEndPoint or UnixDomainSocketEndPoint;

@@ -24,12 +24,6 @@ public sealed record ListenOptions
     /// </summary>
     public bool ReusePort { get; init; }
 
-    /// <summary>
-    /// A connection handed over by the primary completes the app's accept on the worker's channel thread instead of
-    /// hopping to the thread pool. Only for an accept loop that never blocks (Kestrel's): the channel waits for it.
-    /// </summary>
-    internal bool AcceptInline { get; init; }
-
     internal static ListenOptions Default { get; } = new();
 
     internal void Validate()

@@ -101,7 +101,7 @@ internal sealed class ChildCluster : IChannelHandler
                 return created = new SharedListener(socket, OnClosed);
             }
             var local = new AddressKey(reply.Address ?? address.Address, reply.Port, address.AddressType).ToEndPoint();
-            var roundRobin = new RoundRobinListener(this, reply.HandleId, local, options.AcceptInline, OnClosed);
+            var roundRobin = new RoundRobinListener(this, reply.HandleId, local, OnClosed);
             _roundRobin[reply.HandleId] = roundRobin;
             if (reply.LeastBusy) Load.Start();
             return created = roundRobin;
