@@ -59,12 +59,15 @@ public sealed class KestrelTests
         }
     }
 
-    [Fact]
-    public async Task Disconnecting_a_kestrel_worker_under_load_loses_no_request()
+    // Under SCHED_NONE the leaving worker's own accept thread (SharedListener) must let go of the shared socket too.
+    [Theory]
+    [InlineData(SchedulingPolicy.RoundRobin)]
+    [InlineData(SchedulingPolicy.None)]
+    public async Task Disconnecting_a_kestrel_worker_under_load_loses_no_request(SchedulingPolicy policy)
     {
         int port = Ports.Free();
         await using var cluster = new TestCluster(["--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture)],
-            settings: new ClusterSettings { Exec = SampleDll });
+            policy, new ClusterSettings { Exec = SampleDll });
         var (leaving, _) = await cluster.ForkListeningAsync();
         var (staying, _) = await cluster.ForkListeningAsync();
         using var http = new HttpClient { Timeout = TestCluster.Timeout };

@@ -31,6 +31,10 @@ internal sealed class SharedListener : ClusterListener
     {
         _socket = socket;
         _onClosed = onClosed;
+        // Readiness is only a hint: another worker may take the connection first, and a blocking accept4 would then
+        // wait for the next one, deaf to DisposeAsync. (The flag is the socket's, so every worker sees it: all of them
+        // accept this way, as .NET's own accept would have set it too.)
+        socket.Blocking = false;
         _epoll = new SafeFdHandle(Libc.EpollCreate1(Libc.EPOLL_CLOEXEC));
         if (_epoll.IsInvalid) throw Fd.LastError("epoll_create1");
         _wake = new SafeFdHandle(Libc.EventFd(0, Libc.EFD_CLOEXEC));
