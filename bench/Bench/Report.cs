@@ -39,12 +39,13 @@ internal static class Report
         var md = new StringBuilder();
         md.AppendLine("# Benchmarks").AppendLine();
         md.AppendLine(Inv, $"Written by `bench/run.sh` on {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, on {Environment.ProcessorCount} cores ({Cpu()}).");
-        md.AppendLine(Inv, $"wrk -t1 -c{connections} -d{seconds}s against `GET /` (hello world), the median of {rounds} alternating round(s), each mode warmed up by {warm} s of Connection: close first; two workers wherever there is a cluster.");
+        md.AppendLine(Inv, $"wrk -t1 -c{connections} -d{seconds}s against `GET /` (hello world), the median of {rounds} alternating round(s), {(warm == "0" ? "no warm-up (a smoke run)" : $"each mode warmed up by {warm} s of Connection: close first")}; two workers wherever there is a cluster.");
         md.AppendLine("Herd runs as a user runs it: `samples/HelloCluster`, Release, its defaults unchanged. Absolute figures move with the machine; the ratios below are measured within this one run.").AppendLine();
 
         md.AppendLine("| mode | keep-alive req/s | p50 ms | p99 ms | Connection: close req/s | p50 ms | p99 ms |");
         md.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
-        foreach (var mode in Modes)
+        var measured = Modes.Where(m => runs.Any(r => r.Mode == m)).ToList(); // --quick measures only some
+        foreach (var mode in measured)
         {
             var ka = Median(mode, "keepalive");
             var close = Median(mode, "close");
@@ -92,7 +93,7 @@ internal static class Report
         md.AppendLine().AppendLine(Inv, $"The handoff adds {handed[1] - direct[1]:F3} ms at p50 and {handed[2] - direct[2]:F3} ms at p99. The primary spent {cpu[0]:F2} s of CPU on {cpu[1]:N0} connections: one core hands off about {cpu[1] / Math.Max(cpu[0], 0.001):N0} connections a second.");
 
         File.WriteAllText(output, md.ToString());
-        File.WriteAllText(Path.Combine(Path.GetDirectoryName(output)!, "benchmarks.svg"), Chart(Modes.Select(m => (Names[m], Rate(m, "keepalive"), Rate(m, "close"))).ToList()));
+        File.WriteAllText(Path.Combine(Path.GetDirectoryName(output)!, "benchmarks.svg"), Chart(measured.Select(m => (Names[m], Rate(m, "keepalive"), Rate(m, "close"))).ToList()));
         return 0;
     }
 
