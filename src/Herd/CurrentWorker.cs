@@ -75,7 +75,6 @@ public sealed class CurrentWorker
     public Task DisconnectAsync(CancellationToken cancellationToken = default) =>
         _child.DisconnectAsync(primaryInitiated: false, cancellationToken);
 
-    // On the event queue, like every raise: held messages go out before any that arrived after them.
     /// <summary>
     /// Says this worker will call <see cref="SignalReady"/> itself, once it is ready for traffic, instead of being
     /// ready as soon as its first server listens. Call it before listening. Herd.AspNetCore does, and signals when
@@ -92,6 +91,7 @@ public sealed class CurrentWorker
     /// <summary>This worker's busy units, which it reports to a primary that dispatches by least busy.</summary>
     internal LoadReporter Load => _child.Load;
 
+    // On the event queue, like every raise: held messages go out before any that arrived after them.
     internal void RaiseMessage(ClusterMessage message)
     {
         Action<ClusterMessage>? handlers;
