@@ -141,7 +141,18 @@ internal sealed class ChildCluster : IChannelHandler
                 result.TrySetException(new SocketException(reply.Message.Errno != 0 ? reply.Message.Errno : (int)SocketError.SocketError));
                 return;
             }
-            var server = create(reply.Message, index, reply.Fd);
+            T server;
+            try
+            {
+                server = create(reply.Message, index, reply.Fd);
+            }
+            catch (Exception ex) when (ex is System.ComponentModel.Win32Exception or SocketException)
+            {
+                // Out of fds, say, for what a listener needs besides the socket: the caller hears it, not the channel.
+                ReleaseIndex(address, index);
+                result.TrySetException(ex);
+                return;
+            }
             Track(server);
             if (!result.TrySetResult(server)) _ = server.DisposeAsync(); // the caller stopped waiting
         }

@@ -5,7 +5,8 @@ using Herd.Native;
 namespace Herd.Child;
 
 /// <summary>
-/// A shared handle's listening socket in a worker (SCHED_NONE): every worker accepts on the same socket. Each waits
+/// A listening socket the primary gave this worker: a shared handle's (SCHED_NONE), which every worker accepts on, or
+/// a reuse-port slot's, which the slot's worker accepts on (two during a reload). Each worker waits
 /// for it in an epoll set of its own with EPOLLEXCLUSIVE, so a connection wakes one worker instead of all of them:
 /// .NET's own accept registers the socket with every worker's epoll, and measured with two workers under
 /// Connection: close, 44% of each worker's accept4 calls came back EAGAIN, each one a wasted wake-up. A thread of its
@@ -36,12 +37,22 @@ internal sealed class SharedListener : ClusterListener
         // accept this way, as .NET's own accept would have set it too.)
         socket.Blocking = false;
         _epoll = new SafeFdHandle(Libc.EpollCreate1(Libc.EPOLL_CLOEXEC));
-        if (_epoll.IsInvalid) throw Fd.LastError("epoll_create1");
         _wake = new SafeFdHandle(Libc.EventFd(0, Libc.EFD_CLOEXEC));
-        if (_wake.IsInvalid) throw Fd.LastError("eventfd");
-        // Before Linux 4.5 there is no EPOLLEXCLUSIVE: every worker wakes, as with .NET's accept.
-        if (!Watch(FdOf(socket), Libc.EPOLLIN | Libc.EPOLLEXCLUSIVE, ListenerEvent)) Watch(FdOf(socket), Libc.EPOLLIN, ListenerEvent);
-        Watch(_wake.Fd, Libc.EPOLLIN, WakeEvent);
+        try
+        {
+            if (_epoll.IsInvalid) throw Fd.LastError("epoll_create1");
+            if (_wake.IsInvalid) throw Fd.LastError("eventfd");
+            // Before Linux 4.5 there is no EPOLLEXCLUSIVE: every worker wakes, as with .NET's accept.
+            if (!Watch(FdOf(socket), Libc.EPOLLIN | Libc.EPOLLEXCLUSIVE, ListenerEvent)) Watch(FdOf(socket), Libc.EPOLLIN, ListenerEvent);
+            Watch(_wake.Fd, Libc.EPOLLIN, WakeEvent);
+        }
+        catch
+        {
+            _epoll.Dispose();
+            _wake.Dispose();
+            socket.Dispose(); // it was ours
+            throw;
+        }
         _thread = new Thread(AcceptLoop) { IsBackground = true, Name = "herd shared accept" };
         _thread.Start();
     }
