@@ -11,7 +11,7 @@ internal sealed record ControlRequest(string Command, int? Count = null, string?
 internal sealed record ControlResponse(bool Ok, string? Error = null, WorkerInfo[]? Workers = null);
 
 /// <summary>A row of <c>herd ls</c>.</summary>
-internal sealed record WorkerInfo(int Id, int Pid, string State, double UptimeSeconds, int Restarts, long Requests, long Connections, double CpuSeconds, long MemoryBytes);
+internal sealed record WorkerInfo(int Id, int Slot, int Pid, string State, double UptimeSeconds, int Restarts, long Requests, long Connections, double CpuSeconds, long MemoryBytes);
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(ControlRequest))]

@@ -36,12 +36,12 @@ internal static class MonitCommand
     {
         var response = await ControlSocket.SendAsync(name, new ControlRequest("ls"), cancellationToken);
         var table = new Table().Title($"herd: {Markup.Escape(name)}  {DateTime.Now:HH:mm:ss}").Border(TableBorder.Rounded);
-        foreach (var column in new[] { "id", "pid", "state", "uptime", "restarts", "reqs", "conns", "cpu", "memory" })
+        foreach (var column in new[] { "id", "slot", "pid", "state", "uptime", "restarts", "reqs", "conns", "cpu", "memory" })
             table.AddColumn(new TableColumn(column).RightAligned().NoWrap());
         foreach (var w in response.Workers ?? [])
         {
             var state = w.State == "listening" ? "[green]listening[/]" : $"[yellow]{Markup.Escape(w.State)}[/]";
-            table.AddRow(string.Create(CultureInfo.InvariantCulture, $"{w.Id}"), string.Create(CultureInfo.InvariantCulture, $"{w.Pid}"), state,
+            table.AddRow(string.Create(CultureInfo.InvariantCulture, $"{w.Id}"), string.Create(CultureInfo.InvariantCulture, $"{w.Slot}"), string.Create(CultureInfo.InvariantCulture, $"{w.Pid}"), state,
                 string.Create(CultureInfo.InvariantCulture, $"{w.UptimeSeconds:0}s"), string.Create(CultureInfo.InvariantCulture, $"{w.Restarts}"),
                 string.Create(CultureInfo.InvariantCulture, $"{w.Requests}"), string.Create(CultureInfo.InvariantCulture, $"{w.Connections}"),
                 string.Create(CultureInfo.InvariantCulture, $"{w.CpuSeconds:0.0}s"), string.Create(CultureInfo.InvariantCulture, $"{w.MemoryBytes / 1048576.0:0.0} MB"));

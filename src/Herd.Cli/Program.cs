@@ -41,10 +41,10 @@ ls.SetAction(async (result, cancellationToken) =>
         Console.WriteLine(JsonSerializer.Serialize(workers, ControlJson.Default.WorkerInfoArray));
         return 0;
     }
-    Console.WriteLine($"{"id",4} {"pid",8} {"state",-10} {"uptime",9} {"restarts",8} {"requests",9} {"conns",9} {"cpu",8} {"memory",9}");
+    Console.WriteLine($"{"id",4} {"slot",4} {"pid",8} {"state",-10} {"uptime",9} {"restarts",8} {"requests",9} {"conns",9} {"cpu",8} {"memory",9}");
     foreach (var w in workers)
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{w.Id,4} {w.Pid,8} {w.State,-10} {w.UptimeSeconds,8:0}s {w.Restarts,8} {w.Requests,9} {w.Connections,9} {w.CpuSeconds,7:0.0}s {w.MemoryBytes / 1048576.0,7:0.0}MB"));
+            $"{w.Id,4} {w.Slot,4} {w.Pid,8} {w.State,-10} {w.UptimeSeconds,8:0}s {w.Restarts,8} {w.Requests,9} {w.Connections,9} {w.CpuSeconds,7:0.0}s {w.MemoryBytes / 1048576.0,7:0.0}MB"));
     return 0;
 });
 

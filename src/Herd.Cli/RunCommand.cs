@@ -246,7 +246,7 @@ internal sealed class RunCommand
     {
         var (cpu, memory) = Usage(worker.Process.Id);
         double uptime = worker.IsDead ? 0 : (DateTime.Now - worker.Process.StartTime).TotalSeconds;
-        return new WorkerInfo(worker.Id, worker.Process.Id, worker.State.ToString().ToLowerInvariant(), Math.Round(uptime, 1), _supervisor.Restarts,
+        return new WorkerInfo(worker.Id, worker.Slot, worker.Process.Id, worker.State.ToString().ToLowerInvariant(), Math.Round(uptime, 1), _supervisor.Restarts,
             worker.Requests, worker.Connections, cpu, memory);
     }
 

@@ -21,6 +21,7 @@ public sealed class CliTests
         Assert.Equal(pids.Order(), listed.Select(w => w.GetProperty("pid").GetInt32()).Order());
         Assert.All(listed, w => Assert.Equal("listening", w.GetProperty("state").GetString()));
         Assert.All(listed, w => Assert.True(w.GetProperty("id").GetInt32() > 0));
+        Assert.Equal([0, 1], listed.Select(w => w.GetProperty("slot").GetInt32()).Order());
     }
 
     [Fact]
