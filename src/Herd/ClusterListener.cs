@@ -19,6 +19,14 @@ public abstract class ClusterListener : IAsyncDisposable
 
     /// <summary>Stops listening. Connections not yet accepted go back to the primary for another worker (round robin) or are refused.</summary>
     public abstract ValueTask DisposeAsync();
+
+    // Every connection, however it arrived: Nagle off for TCP, as Kestrel's own listener does, and counted for herd ls.
+    private protected static Socket Prepare(Socket connection)
+    {
+        if (connection.ProtocolType == ProtocolType.Tcp) connection.NoDelay = true;
+        Cluster.Child?.CountConnection();
+        return connection;
+    }
 }
 
 /// <summary>A listener over a listening socket of this process's own: standalone, primary, exclusive, or reuse-port.</summary>
@@ -30,10 +38,7 @@ internal sealed class SocketListener(Socket socket, Action? onClosed = null) : C
     {
         try
         {
-            var accepted = await socket.AcceptAsync(cancellationToken).ConfigureAwait(false);
-            if (accepted.ProtocolType == ProtocolType.Tcp) accepted.NoDelay = true;
-            Cluster.Child?.CountConnection();
-            return accepted;
+            return Prepare(await socket.AcceptAsync(cancellationToken).ConfigureAwait(false));
         }
         catch (SocketException ex) when (Volatile.Read(ref _disposed) != 0 || ex.SocketErrorCode == SocketError.OperationAborted)
         {

@@ -34,10 +34,7 @@ internal sealed class RoundRobinListener(ChildCluster child, int handleId, EndPo
             throw new ObjectDisposedException(nameof(ClusterListener), ex);
         }
         child.SendAccepted(handleId, next.ConnectionId, ok: true);
-        child.CountConnection();
-        var socket = child.Load.CountsConnections ? new CountedSocket(next.Fd.ToSocketHandle(), child.Load) : next.Fd.ToSocket();
-        if (socket.ProtocolType == ProtocolType.Tcp) socket.NoDelay = true;
-        return socket;
+        return Prepare(child.Load.CountsConnections ? new CountedSocket(next.Fd.ToSocketHandle(), child.Load) : next.Fd.ToSocket());
     }
 
     public override ValueTask DisposeAsync()

@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Herd.Native;
+using Herd.Net;
 
 namespace Herd.Child;
 
@@ -15,8 +16,6 @@ namespace Herd.Child;
 /// </summary>
 internal sealed class SharedListener : ClusterListener
 {
-    private const ulong ListenerEvent = 0, WakeEvent = 1;
-
     private readonly Socket _socket;
     private readonly Action _onClosed;
     private readonly SafeFdHandle _epoll;
@@ -43,8 +42,8 @@ internal sealed class SharedListener : ClusterListener
             if (_epoll.IsInvalid) throw Fd.LastError("epoll_create1");
             if (_wake.IsInvalid) throw Fd.LastError("eventfd");
             // Before Linux 4.5 there is no EPOLLEXCLUSIVE: every worker wakes, as with .NET's accept.
-            if (!Watch(FdOf(socket), Libc.EPOLLIN | Libc.EPOLLEXCLUSIVE, ListenerEvent)) Watch(FdOf(socket), Libc.EPOLLIN, ListenerEvent);
-            Watch(_wake.Fd, Libc.EPOLLIN, WakeEvent);
+            if (!Watch(FdOf(socket), Libc.EPOLLIN | Libc.EPOLLEXCLUSIVE)) Watch(FdOf(socket), Libc.EPOLLIN);
+            Watch(_wake.Fd, Libc.EPOLLIN);
         }
         catch
         {
@@ -101,9 +100,10 @@ internal sealed class SharedListener : ClusterListener
 
     private static int FdOf(Socket socket) => (int)socket.SafeHandle.DangerousGetHandle();
 
-    private unsafe bool Watch(int fd, uint events, ulong data)
+    // Which fd woke the loop does not matter: it checks for its close first, then tries an accept.
+    private unsafe bool Watch(int fd, uint events)
     {
-        var ev = new Libc.EpollEvent { Events = events, Data = data };
+        var ev = new Libc.EpollEvent { Events = events };
         if (Libc.EpollCtl(_epoll.Fd, Libc.EPOLL_CTL_ADD, fd, &ev) == 0) return true;
         if (Marshal.GetLastPInvokeError() == Libc.EINVAL && (events & Libc.EPOLLEXCLUSIVE) != 0) return false;
         throw Fd.LastError("epoll_ctl");
@@ -114,7 +114,7 @@ internal sealed class SharedListener : ClusterListener
         try
         {
             var events = stackalloc Libc.EpollEvent[2];
-            int backoffMs = 0;
+            var backoff = new AcceptBackoff();
             while (WaitForWaiter())
             {
                 if (Libc.EpollWait(_epoll.Fd, events, 2, -1) < 0 && Marshal.GetLastPInvokeError() != Libc.EINTR) return;
@@ -122,19 +122,16 @@ internal sealed class SharedListener : ClusterListener
                 int fd = Libc.Accept4(FdOf(_socket), null, null, Libc.SOCK_CLOEXEC | Libc.SOCK_NONBLOCK);
                 if (fd >= 0)
                 {
-                    backoffMs = 0;
+                    backoff.Succeeded();
                     Deliver(new Socket(new SafeSocketHandle(fd, ownsHandle: true)));
                     continue;
                 }
                 int errno = Marshal.GetLastPInvokeError();
-                // Another worker took it, or the client left while it waited.
-                if (errno is Libc.EAGAIN or Libc.EINTR or Libc.ECONNABORTED) continue;
-                // EMFILE, ENFILE, ENOBUFS: the kernel's queue holds connections (or another worker takes them) meanwhile.
-                backoffMs = Math.Clamp(backoffMs * 2, 10, 1000);
-                HerdLog.AcceptFailed(Cluster.Logger, LocalEndPoint.ToString() ?? "", new System.ComponentModel.Win32Exception(errno).Message, backoffMs);
+                if (AcceptBackoff.IsTransient(errno)) continue; // EAGAIN: another worker took it first
+                int delayMs = backoff.Failed(LocalEndPoint.ToString() ?? "", errno); // meanwhile the other workers accept
                 lock (_gate)
                 {
-                    if (!_closed) Monitor.Wait(_gate, backoffMs);
+                    if (!_closed) Monitor.Wait(_gate, delayMs);
                 }
             }
         }
@@ -159,8 +156,7 @@ internal sealed class SharedListener : ClusterListener
 
     private void Deliver(Socket socket)
     {
-        if (socket.ProtocolType == ProtocolType.Tcp) socket.NoDelay = true;
-        Cluster.Child?.CountConnection();
+        Prepare(socket);
         TaskCompletionSource<Socket>? waiter;
         lock (_gate) (waiter, _waiter) = (_waiter, null);
         if (waiter is not null && waiter.TrySetResult(socket)) return;

@@ -169,7 +169,7 @@ internal sealed class RoundRobinHandle : ServerHandle
     private unsafe void AcceptLoop()
     {
         var handle = _listener!.SafeHandle;
-        int backoffMs = 0;
+        var backoff = new AcceptBackoff();
         while (!Volatile.Read(ref _closed))
         {
             WaitForRoom();
@@ -191,7 +191,7 @@ internal sealed class RoundRobinHandle : ServerHandle
             }
             if (fd >= 0)
             {
-                backoffMs = 0;
+                backoff.Succeeded();
                 var connection = new SafeFdHandle(fd);
                 _counters.Accepted();
                 lock (_gate)
@@ -209,11 +209,7 @@ internal sealed class RoundRobinHandle : ServerHandle
                 continue;
             }
             if (Volatile.Read(ref _closed) || errno is Libc.EINVAL or Libc.EBADF) return;
-            if (errno is Libc.EINTR or Libc.ECONNABORTED or Libc.EAGAIN) continue;
-            // EMFILE, ENFILE, ENOBUFS: back off and keep the listener; the kernel's queue holds connections meanwhile.
-            backoffMs = Math.Clamp(backoffMs * 2, 10, 1000);
-            HerdLog.AcceptFailed(Cluster.Logger, Key, new System.ComponentModel.Win32Exception(errno).Message, backoffMs);
-            Thread.Sleep(backoffMs);
+            if (!AcceptBackoff.IsTransient(errno)) Thread.Sleep(backoff.Failed(Key, errno));
         }
     }
 
