@@ -53,6 +53,13 @@ internal sealed class WorkerLogs
         }
     }
 
+    /// <summary>The last <paramref name="count"/> lines worker <paramref name="workerId"/> wrote, prefix included: what a failure report shows.</summary>
+    public IReadOnlyList<string> LastLines(int workerId, int count)
+    {
+        var prefix = $"[{workerId}] ";
+        lock (_gate) return [.. _latest.Where(line => line.StartsWith(prefix, StringComparison.Ordinal)).TakeLast(count)];
+    }
+
     private void Add(string line)
     {
         lock (_gate)
