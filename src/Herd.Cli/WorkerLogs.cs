@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Threading.Channels;
 
 namespace Herd.Cli;
@@ -18,17 +17,26 @@ internal sealed class WorkerLogs
     /// <summary>Starts reading a silent worker's stdout and stderr.</summary>
     public void Attach(Worker worker)
     {
-        void Forward(DataReceivedEventArgs e, TextWriter echo)
+        async Task ForwardAsync(Stream? output, TextWriter echo)
         {
-            if (e.Data is null) return;
-            var line = $"[{worker.Id}] {e.Data}";
-            echo.WriteLine(line);
-            Add(line);
+            if (output is null) return;
+            using var reader = new StreamReader(output);
+            try
+            {
+                while (await reader.ReadLineAsync().ConfigureAwait(false) is { } data)
+                {
+                    var line = $"[{worker.Id}] {data}";
+                    echo.WriteLine(line);
+                    Add(line);
+                }
+            }
+            catch (Exception ex) when (ex is ObjectDisposedException or IOException)
+            {
+                // Herd closed an output a grandchild kept open after the worker exited.
+            }
         }
-        worker.Process.OutputDataReceived += (_, e) => Forward(e, Console.Out);
-        worker.Process.ErrorDataReceived += (_, e) => Forward(e, Console.Error);
-        worker.Process.BeginOutputReadLine();
-        worker.Process.BeginErrorReadLine();
+        _ = ForwardAsync(worker.Process.StandardOutput, Console.Out);
+        _ = ForwardAsync(worker.Process.StandardError, Console.Error);
     }
 
     /// <summary>The latest lines, then, when following, every new one until <paramref name="cancellationToken"/> fires.</summary>

@@ -19,15 +19,17 @@ public enum WorkerState
     Dead,
 }
 
-/// <summary>How a worker process ended: an exit code, or the signal that killed it.</summary>
+/// <summary>How a worker process ended, as waitid(2) tells it: an exit code, or the signal that killed it.</summary>
 /// <param name="ExitCode">The exit code, or null when a signal ended the process.</param>
 /// <param name="Signal">The signal that ended the process, or null when it exited.</param>
+/// <remarks>Both are null only when something other than Herd reaped the process first, so its status is unknown.</remarks>
 public readonly record struct WorkerExit(int? ExitCode, UnixSignal? Signal)
 {
-    // .NET reports a process killed by signal N as exit code 128 + N, as shells do.
-    internal static WorkerExit FromExitCode(int code) =>
-        code is > 128 and < 128 + 32 ? new WorkerExit(null, (UnixSignal)(code - 128)) : new WorkerExit(code, null);
-
     /// <inheritdoc />
-    public override string ToString() => Signal is { } signal ? signal.ToString() : $"exit code {ExitCode}";
+    public override string ToString() => (ExitCode, Signal) switch
+    {
+        (_, { } signal) => Enum.IsDefined(signal) ? signal.ToString() : $"signal {(int)signal}",
+        ({ } code, _) => $"exit code {code}",
+        _ => "an unknown status",
+    };
 }

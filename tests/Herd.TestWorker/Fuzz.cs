@@ -14,11 +14,10 @@ internal static unsafe partial class Fuzz
 
     private static int s_channel = -1;
 
-    /// <summary>Notes the channel's fd before Herd takes it (and clears the variable).</summary>
+    /// <summary>Arms the attack on the channel, which a worker always has at fd 3.</summary>
     public static void Arm()
     {
-        if (Environment.GetEnvironmentVariable(Variable) is not null)
-            s_channel = int.Parse(Environment.GetEnvironmentVariable("HERD_CHANNEL_FD")!, CultureInfo.InvariantCulture);
+        if (Environment.GetEnvironmentVariable(Variable) is not null) s_channel = 3;
     }
 
     public static void Attack()

@@ -144,12 +144,13 @@ public sealed class HostileClientTests(ITestOutputHelper output)
             {
                 var log = new ConcurrentQueue<string>();
                 Worker[] workers = [cluster.Primary.Fork(), cluster.Primary.Fork()];
-                foreach (var worker in workers)
+                foreach (var output in workers.SelectMany(w => new[] { w.Process.StandardOutput!, w.Process.StandardError! }))
                 {
-                    worker.Process.OutputDataReceived += (_, e) => Keep(e.Data);
-                    worker.Process.ErrorDataReceived += (_, e) => Keep(e.Data);
-                    worker.Process.BeginOutputReadLine();
-                    worker.Process.BeginErrorReadLine();
+                    _ = Task.Run(async () =>
+                    {
+                        using var reader = new StreamReader(output);
+                        while (await reader.ReadLineAsync() is { } line) Keep(line);
+                    });
                 }
                 foreach (var worker in workers) await cluster.ListeningAsync(worker);
                 var sample = new SampleCluster(cluster, workers, log, port, policy);

@@ -132,7 +132,8 @@ public sealed class LifecycleTests(ITestOutputHelper output)
     {
         await using var cluster = new TestCluster(["serve"], settings: new ClusterSettings { Silent = true });
         var (worker, address) = await cluster.ForkListeningAsync();
-        var line = await worker.Process.StandardOutput.ReadLineAsync().WaitAsync(TestCluster.Timeout);
+        using var output = new StreamReader(worker.Process.StandardOutput!);
+        var line = await output.ReadLineAsync().WaitAsync(TestCluster.Timeout);
         Assert.Equal($"worker {worker.Process.Id} serving {address.EndPoint}", line);
     }
 

@@ -30,7 +30,7 @@ public sealed class ListenTests
 
         lazy.Send(TestCluster.Json("""{"cmd":"accept"}"""));
         busy.Send(TestCluster.Json("""{"cmd":"close"}"""));
-        await busy.Process.WaitForExitAsync().WaitAsync(TestCluster.Timeout); // it leaves once its server is closed
+        await busy.Exited.WaitAsync(TestCluster.Timeout); // it leaves once its server is closed
         Assert.Equal(20, (await TestCluster.SharesAsync([lazy, busy], address, 20))[lazy.Process.Id]);
     }
 

@@ -36,7 +36,8 @@ public sealed class RoundRobinTests
         var (primaryEnd, workerEnd) = Native.Fd.SeqPacketPair();
         await using var primary = new ClusterPrimary();
         using var channel = new Channel(primaryEnd);
-        var worker = new Worker(primary, 1, 0, Process.GetCurrentProcess(), channel);
+        using var process = new WorkerProcess(Environment.ProcessId, Native.Pidfd.Open(Environment.ProcessId), null, null); // a stand-in: only the channel matters
+        var worker = new Worker(primary, 1, 0, process, channel);
         var retired = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var handle = new RoundRobinHandle("test", 1, AddressKey.Of(new IPEndPoint(IPAddress.Loopback, 0), udp: false), 16, null, new ConnectionCounters(), leastBusy: false, _ => retired.TrySetResult());
         try

@@ -14,11 +14,13 @@ public sealed partial class SecurityTests
     private const int EACCES = 13;
 
     [Fact]
-    public async Task The_channel_is_an_unnamed_socketpair_that_cannot_be_opened_by_path()
+    public async Task The_channel_is_fd_3_an_unnamed_socketpair_that_cannot_be_opened_by_path_and_no_variable_names_it()
     {
         await using var cluster = new TestCluster(["serve"]);
         var (worker, _) = await cluster.ForkListeningAsync();
-        int channel = ChannelFdOf(worker.Process.Id);
+        const int channel = Child.ChildCluster.ChannelFd;
+        // /proc keeps a process's initial environment: nothing there points at the channel.
+        Assert.DoesNotContain("HERD_CHANNEL_FD", File.ReadAllText($"/proc/{worker.Process.Id}/environ"), StringComparison.Ordinal);
 
         // No name, in the file system or the abstract namespace, that another process could connect to.
         var link = new FileInfo($"/proc/{worker.Process.Id}/fd/{channel}").LinkTarget!;
@@ -39,7 +41,7 @@ public sealed partial class SecurityTests
         await using var cluster = new TestCluster(["serve"]);
         var (worker, _) = await cluster.ForkListeningAsync();
 
-        var tried = await JoinAsync(worker.Process.Id, ChannelFdOf(worker.Process.Id), TestCluster.WorkerDllNobodyCanRead(), asNobody: true);
+        var tried = await JoinAsync(worker.Process.Id, Child.ChildCluster.ChannelFd, TestCluster.WorkerDllNobodyCanRead(), asNobody: true);
         Assert.Equal(EACCES, tried["open"]);
         Assert.Equal(0, tried["pidfd_open"]); // anyone may have a pidfd...
         Assert.Equal(EPERM, tried["pidfd_getfd"]); // ...but taking an fd through it needs ptrace rights
@@ -92,14 +94,6 @@ public sealed partial class SecurityTests
         var shown = $"the grandchild has {string.Join(", ", fds.Select(f => $"{f.Fd} -> {f.Target}"))}";
         Assert.True(fds.Select(f => f.Fd).Order().SequenceEqual([0, 1, 2]), shown);
         Assert.True(fds.All(f => f.Target.StartsWith("pipe:", StringComparison.Ordinal)), shown); // the worker's redirections: no socket
-    }
-
-    // The worker was told its channel's fd in its initial environment, which /proc keeps.
-    private static int ChannelFdOf(int pid)
-    {
-        const string prefix = "HERD_CHANNEL_FD=";
-        var variable = File.ReadAllText($"/proc/{pid}/environ").Split('\0').Single(v => v.StartsWith(prefix, StringComparison.Ordinal));
-        return int.Parse(variable[prefix.Length..], System.Globalization.CultureInfo.InvariantCulture);
     }
 
     // The test worker's "join" scenario from another process: the errno of each attempt on the fd, 0 for success.

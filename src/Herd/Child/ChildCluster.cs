@@ -13,8 +13,14 @@ namespace Herd.Child;
 /// </summary>
 internal sealed class ChildCluster : IChannelHandler
 {
+    /// <summary>Marks a worker and gives its id; the worker removes it from its environment at once.</summary>
     internal const string IdVariable = "HERD_UNIQUE_ID";
-    internal const string ChannelVariable = "HERD_CHANNEL_FD";
+
+    /// <summary>
+    /// The worker's end of the channel is always its fd 3, as systemd passes sockets from fd 3 (sd_listen_fds), so
+    /// no variable names it. The worker checks that fd 3 is a connected AF_UNIX SOCK_SEQPACKET socket before use.
+    /// </summary>
+    internal const int ChannelFd = 3;
 
     /// <summary>The worker's slot, left in its environment for the app to read, as PM2 leaves NODE_APP_INSTANCE.</summary>
     internal const string SlotVariable = "HERD_APP_INSTANCE";
@@ -70,21 +76,37 @@ internal sealed class ChildCluster : IChannelHandler
         // thread pool starved) when the primary dies. Set here, by the worker, because setpriv's change of credentials
         // clears one set before exec; a primary that died before this line shows as end of stream instead.
         if (Libc.Prctl(Libc.PR_SET_PDEATHSIG, (nuint)UnixSignal.SIGKILL, 0, 0, 0) != 0) throw Fd.LastError("prctl(PR_SET_PDEATHSIG)");
-        var fdText = Environment.GetEnvironmentVariable(ChannelVariable);
         var slotText = Environment.GetEnvironmentVariable(SlotVariable);
         Environment.SetEnvironmentVariable(IdVariable, null);
-        Environment.SetEnvironmentVariable(ChannelVariable, null);
-        if (!int.TryParse(idText, out int id) || !int.TryParse(fdText, out int fd) || fd < 3)
-            throw new InvalidOperationException($"{IdVariable}={idText} and {ChannelVariable}={fdText} do not name a Herd channel.");
+        if (!int.TryParse(idText, out int id)) throw new InvalidOperationException($"{IdVariable}={idText} does not name a Herd worker.");
+        if (ChannelProblem() is { } problem)
+            throw new InvalidOperationException($"{IdVariable} is set, but fd {ChannelFd} is not a Herd channel: {problem}. Start workers through a Herd primary.");
         // Absent only under a primary older than slots (a rolling reload can run newer workers): slot 0 then.
         int slot = 0;
         if (slotText is not null && (!int.TryParse(slotText, out slot) || slot < 0))
             throw new InvalidOperationException($"{SlotVariable}={slotText} does not name a worker slot.");
         Fd.CloseOnExecFrom3();
-        var child = new ChildCluster(id, slot, new SafeFdHandle(fd));
+        var child = new ChildCluster(id, slot, new SafeFdHandle(ChannelFd));
         child._channel.Start(child);
         child._channel.SendInternal(new InternalMessage { Act = Acts.Online });
         return child;
+    }
+
+    // What the primary hands over is one end of a socketpair(AF_UNIX, SOCK_SEQPACKET): connected, not listening.
+    private static unsafe string? ChannelProblem()
+    {
+        int Option(int name)
+        {
+            int value = 0;
+            uint length = sizeof(int);
+            return Libc.GetSockOpt(ChannelFd, Libc.SOL_SOCKET, name, &value, &length) == 0 ? value : -1;
+        }
+        return (Option(Libc.SO_DOMAIN), Option(Libc.SO_TYPE), Option(Libc.SO_ACCEPTCONN)) switch
+        {
+            (-1, _, _) => "not an open socket",
+            (Libc.AF_UNIX, Libc.SOCK_SEQPACKET, 0) => null,
+            (var domain, var type, var listening) => $"a socket of domain {domain} and type {type}{(listening == 1 ? ", listening" : "")}",
+        };
     }
 
     public async ValueTask<ClusterListener> ListenAsync(EndPoint endPoint, ListenOptions options, CancellationToken cancellationToken)

@@ -36,6 +36,14 @@ internal static unsafe class Fd
         return (new SafeFdHandle(fds[0]), new SafeFdHandle(fds[1]));
     }
 
+    /// <summary>A pipe, both ends close-on-exec.</summary>
+    public static (SafeFdHandle Read, SafeFdHandle Write) Pipe()
+    {
+        int* fds = stackalloc int[2];
+        if (Libc.Pipe2(fds, Libc.O_CLOEXEC) < 0) throw LastError("pipe2");
+        return (new SafeFdHandle(fds[0]), new SafeFdHandle(fds[1]));
+    }
+
     /// <summary>Sends a signal; false when the process is already gone.</summary>
     public static bool Kill(int pid, int signal)
     {

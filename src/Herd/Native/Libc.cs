@@ -19,6 +19,7 @@ internal static unsafe partial class Libc
     public const int MSG_CMSG_CLOEXEC = 0x40000000;
     public const int F_GETFD = 1;
     public const int F_SETFD = 2;
+    public const int F_DUPFD_CLOEXEC = 1030;
     public const int FD_CLOEXEC = 1;
     public const short POLLOUT = 0x4;
 
@@ -138,4 +139,103 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Lib, EntryPoint = "_exit")]
     public static partial void Exit(int status);
+
+    [LibraryImport(Lib, EntryPoint = "getpid")]
+    public static partial int GetPid();
+
+    [LibraryImport(Lib, EntryPoint = "pipe2", SetLastError = true)]
+    public static partial int Pipe2(int* fds, int flags);
+
+    public const int O_RDONLY = 0;
+    public const int O_CLOEXEC = 0x80000;
+
+    [LibraryImport(Lib, EntryPoint = "getsockopt", SetLastError = true)]
+    public static partial int GetSockOpt(int fd, int level, int name, int* value, uint* length);
+
+    public const int SO_TYPE = 3;
+    public const int SO_ACCEPTCONN = 30;
+    public const int SO_DOMAIN = 39;
+
+    // posix_spawn. glibc's attribute and file-action objects are opaque (336 and 80 bytes on 64-bit); Spawn gives
+    // them more room than that.
+    public const short POSIX_SPAWN_SETPGROUP = 0x02;
+    public const short POSIX_SPAWN_SETSIGDEF = 0x04;
+    public const short POSIX_SPAWN_SETSIGMASK = 0x08;
+
+    [LibraryImport(Lib, EntryPoint = "posix_spawnp")]
+    public static partial int PosixSpawnP(int* pid, byte* file, void* fileActions, void* attributes, byte** argv, byte** envp);
+
+    [LibraryImport(Lib, EntryPoint = "posix_spawn_file_actions_init")]
+    public static partial int FileActionsInit(void* actions);
+
+    [LibraryImport(Lib, EntryPoint = "posix_spawn_file_actions_destroy")]
+    public static partial int FileActionsDestroy(void* actions);
+
+    [LibraryImport(Lib, EntryPoint = "posix_spawn_file_actions_adddup2")]
+    public static partial int FileActionsAddDup2(void* actions, int fd, int newFd);
+
+    [LibraryImport(Lib, EntryPoint = "posix_spawn_file_actions_addopen")]
+    public static partial int FileActionsAddOpen(void* actions, int fd, byte* path, int flags, uint mode);
+
+    [LibraryImport(Lib, EntryPoint = "posix_spawn_file_actions_addchdir_np")]
+    public static partial int FileActionsAddChdir(void* actions, byte* path);
+
+    [LibraryImport(Lib, EntryPoint = "posix_spawnattr_init")]
+    public static partial int SpawnAttrInit(void* attributes);
+
+    [LibraryImport(Lib, EntryPoint = "posix_spawnattr_destroy")]
+    public static partial int SpawnAttrDestroy(void* attributes);
+
+    [LibraryImport(Lib, EntryPoint = "posix_spawnattr_setflags")]
+    public static partial int SpawnAttrSetFlags(void* attributes, short flags);
+
+    [LibraryImport(Lib, EntryPoint = "posix_spawnattr_setsigmask")]
+    public static partial int SpawnAttrSetSigMask(void* attributes, void* mask);
+
+    [LibraryImport(Lib, EntryPoint = "posix_spawnattr_setsigdefault")]
+    public static partial int SpawnAttrSetSigDefault(void* attributes, void* signals);
+
+    [LibraryImport(Lib, EntryPoint = "posix_spawnattr_setpgroup")]
+    public static partial int SpawnAttrSetPGroup(void* attributes, int processGroup);
+
+    /// <summary>glibc's sigset_t: 1024 bits.</summary>
+    public const int SigSetSize = 128;
+
+    [LibraryImport(Lib, EntryPoint = "sigemptyset")]
+    public static partial int SigEmptySet(void* set);
+
+    [LibraryImport(Lib, EntryPoint = "sigfillset")]
+    public static partial int SigFillSet(void* set);
+
+    // pidfds (Linux 5.3+, glibc 2.36+): a process named by a descriptor that cannot come to mean another process.
+    [LibraryImport(Lib, EntryPoint = "pidfd_open", SetLastError = true)]
+    public static partial int PidfdOpen(int pid, uint flags);
+
+    [LibraryImport(Lib, EntryPoint = "pidfd_send_signal", SetLastError = true)]
+    public static partial int PidfdSendSignal(SafeFdHandle pidfd, int signal, void* info, uint flags);
+
+    [LibraryImport(Lib, EntryPoint = "waitid", SetLastError = true)]
+    public static partial int WaitId(int idType, int id, SigInfo* info, int options);
+
+    public const int P_ALL = 0;
+    public const int P_PID = 1;
+    public const int P_PIDFD = 3;
+    public const int WNOHANG = 1;
+    public const int WEXITED = 4;
+    public const int WNOWAIT = 0x01000000;
+    public const int CLD_EXITED = 1;
+    public const int CLD_KILLED = 2;
+    public const int CLD_DUMPED = 3;
+    public const int ECHILD = 10;
+    public const int ESRCH = 3;
+
+    /// <summary>siginfo_t as waitid fills it for SIGCHLD: 128 bytes, the child's fields from offset 16.</summary>
+    [StructLayout(LayoutKind.Explicit, Size = 128)]
+    public struct SigInfo
+    {
+        [FieldOffset(0)] public int Signo;
+        [FieldOffset(8)] public int Code;
+        [FieldOffset(16)] public int Pid;
+        [FieldOffset(24)] public int Status;
+    }
 }

@@ -124,7 +124,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
         SetupPrimary();
         var (mine, theirs) = Native.Fd.SeqPacketPair();
         int id, held;
-        System.Diagnostics.Process process;
+        WorkerProcess process;
         lock (_gate)
         {
             id = ++_lastWorkerId;
@@ -215,13 +215,12 @@ public sealed class ClusterPrimary : IAsyncDisposable
 
     private async Task WatchExitAsync(Worker worker)
     {
-        await worker.Process.WaitForExitAsync().ConfigureAwait(false);
-        var exit = WorkerExit.FromExitCode(worker.Process.ExitCode);
+        var exit = await worker.Process.Exited.ConfigureAwait(false);
         // The kernel closed the worker's end as it died; let the channel say so first, so that 'disconnect' comes
         // before 'exit' as in Node. A grandchild holding a stray copy of that end must not delay 'exit' for long.
         try
         {
-            await worker.Channel.Ended.WaitAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+            await worker.Channel.Ended.WaitAsync(ChannelGrace).ConfigureAwait(false);
         }
         catch (TimeoutException)
         {
@@ -242,7 +241,14 @@ public sealed class ClusterPrimary : IAsyncDisposable
             Exit?.Invoke(worker, exit);
             worker.SetExited(exit);
         });
+        // Its output has had time to be read to its end; what a grandchild still writes there is nobody's.
+        await Task.Delay(OutputGrace).ConfigureAwait(false);
+        worker.Process.Dispose();
     }
+
+    // How long after a worker's exit its channel may still be open (a grandchild holds a copy), and its output read.
+    private static readonly TimeSpan ChannelGrace = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan OutputGrace = TimeSpan.FromSeconds(5);
 
     internal void OnChannelClosed(Worker worker, string? error)
     {

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net.Sockets;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
@@ -17,7 +16,7 @@ public sealed class Worker : IChannelHandler
     private volatile bool _dead;
     private int _busy;
 
-    internal Worker(ClusterPrimary primary, int id, int slot, Process process, Ipc.Channel channel)
+    internal Worker(ClusterPrimary primary, int id, int slot, WorkerProcess process, Ipc.Channel channel)
     {
         _primary = primary;
         Id = id;
@@ -38,7 +37,7 @@ public sealed class Worker : IChannelHandler
     public int Slot { get; }
 
     /// <summary>The worker process.</summary>
-    public Process Process { get; }
+    public WorkerProcess Process { get; }
 
     /// <summary>Where the worker is in its life.</summary>
     public WorkerState State { get; internal set; }
@@ -105,11 +104,11 @@ public sealed class Worker : IChannelHandler
         return Exited.WaitAsync(cancellationToken);
     }
 
-    /// <summary>Sends the process a signal, and nothing else (Node's <c>worker.kill()</c>): <see cref="ExitedAfterDisconnect"/> stays false.</summary>
-    public void Kill(UnixSignal signal = UnixSignal.SIGTERM)
-    {
-        if (!IsDead) Fd.Kill(Process.Id, (int)signal);
-    }
+    /// <summary>
+    /// Sends the process a signal, and nothing else (Node's <c>worker.kill()</c>): <see cref="ExitedAfterDisconnect"/>
+    /// stays false. Once the process has exited this does nothing, even if its pid now names another process.
+    /// </summary>
+    public void Kill(UnixSignal signal = UnixSignal.SIGTERM) => Process.Signal(signal);
 
     /// <inheritdoc />
     public override string ToString() => $"worker {Id} (pid {Process.Id}, slot {Slot}, {State})";

@@ -1,67 +1,69 @@
+using System.Collections;
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using Herd.Child;
 using Herd.Native;
 
 namespace Herd.Primary;
 
 /// <summary>
-/// Starts worker processes with their end of the channel inherited. .NET 10 cannot name the fds a child inherits,
-/// so the child's end loses close-on-exec only for the duration of Process.Start, on the one thread that runs every
-/// Herd spawn, so no other Herd spawn can inherit it too.
+/// Starts worker processes with posix_spawn: the worker's end of the channel becomes its fd 3
+/// (<see cref="ChildCluster.ChannelFd"/>), a silent worker's stdout and stderr become pipes and its stdin /dev/null,
+/// and it starts with no blocked signal and every signal's default disposition.
 /// </summary>
 /// <remarks>
-/// That thread lives as long as the process. A worker asks to be SIGKILLed when its parent dies (PR_SET_PDEATHSIG),
-/// and Linux sends that signal when the thread that forked it exits, not the process; Process.Start forks from the
-/// calling thread, so a spawn from a thread-pool thread that later retired would kill a healthy worker.
+/// Every spawn runs on one thread that lives as long as the process. A worker asks to be SIGKILLed when its parent
+/// dies (PR_SET_PDEATHSIG), and Linux sends that signal when the thread that forked it exits, not the process; a
+/// spawn from a thread-pool thread that later retired would kill a healthy worker.
 /// </remarks>
 internal static class WorkerLauncher
 {
     private static readonly BlockingCollection<Action> s_spawns = StartSpawner();
 
-    public static Process Start(ClusterSettings settings, IReadOnlyDictionary<string, string?>? env, int id, int slot, SafeFdHandle channelEnd)
+    public static WorkerProcess Start(ClusterSettings settings, IReadOnlyDictionary<string, string?>? env, int id, int slot, SafeFdHandle channelEnd)
     {
         var (file, args) = Program(settings);
-        var start = new ProcessStartInfo(file) { UseShellExecute = false };
-        foreach (var arg in args) start.ArgumentList.Add(arg);
-        if (settings.WorkingDirectory is { } cwd) start.WorkingDirectory = cwd;
-        if (settings.Silent == true)
-        {
-            start.RedirectStandardOutput = true;
-            start.RedirectStandardError = true;
-        }
-        Apply(start.Environment, settings.Environment);
-        Apply(start.Environment, env);
-        start.Environment[ChildCluster.IdVariable] = id.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        start.Environment[ChildCluster.ChannelVariable] = channelEnd.Fd.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        start.Environment[ChildCluster.SlotVariable] = slot.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        if (settings.Uid is not null || settings.Gid is not null) DropPrivileges(start, settings.Uid, settings.Gid);
+        var environment = new Dictionary<string, string?>(StringComparer.Ordinal);
+        foreach (DictionaryEntry variable in Environment.GetEnvironmentVariables()) environment[(string)variable.Key] = (string?)variable.Value;
+        Apply(environment, settings.Environment);
+        Apply(environment, env);
+        environment[ChildCluster.IdVariable] = id.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        environment[ChildCluster.SlotVariable] = slot.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        string[] argv = [file, .. args];
+        if (settings.Uid is not null || settings.Gid is not null) argv = DropPrivileges(argv, settings.Uid, settings.Gid);
+        string[] variables = [.. environment.Where(v => v.Value is not null).Select(v => $"{v.Key}={v.Value}")];
 
-        var started = new TaskCompletionSource<Process>();
-        s_spawns.Add(() =>
-        {
-            try
-            {
-                started.SetResult(StartInheriting(start, channelEnd));
-            }
-            catch (Exception e)
-            {
-                started.SetException(e);
-            }
-        });
-        return started.Task.GetAwaiter().GetResult();
-    }
-
-    private static Process StartInheriting(ProcessStartInfo start, SafeFdHandle channelEnd)
-    {
-        Fd.SetCloseOnExec(channelEnd.Fd, false);
+        bool silent = settings.Silent == true;
+        var (outRead, outWrite) = silent ? Fd.Pipe() : (null, null);
+        var (errRead, errWrite) = silent ? Fd.Pipe() : (null, null);
         try
         {
-            return Process.Start(start) ?? throw new InvalidOperationException($"Could not start {start.FileName}.");
+            var started = new TaskCompletionSource<int>();
+            s_spawns.Add(() =>
+            {
+                try
+                {
+                    started.SetResult(Spawn.Start(argv[0], argv, variables, settings.WorkingDirectory,
+                        [null, outWrite, errWrite, channelEnd], stdinFromDevNull: silent, newProcessGroup: false));
+                }
+                catch (Exception e)
+                {
+                    started.SetException(e);
+                }
+            });
+            int pid = started.Task.GetAwaiter().GetResult();
+            // Safe until we reap it ourselves: nobody else waits for this child (see Pidfd.Open).
+            return new WorkerProcess(pid, Pidfd.Open(pid), outRead, errRead);
+        }
+        catch
+        {
+            outRead?.Dispose();
+            errRead?.Dispose();
+            throw;
         }
         finally
         {
-            Fd.SetCloseOnExec(channelEnd.Fd, true);
+            outWrite?.Dispose();
+            errWrite?.Dispose();
         }
     }
 
@@ -79,14 +81,11 @@ internal static class WorkerLauncher
     /// Runs the worker through util-linux's setpriv, which sets uid, gid and groups and then execs it, inherited fds
     /// intact; .NET's own UserName cannot set a group of one's choice.
     /// </summary>
-    private static void DropPrivileges(ProcessStartInfo start, int? uid, int? gid)
+    private static string[] DropPrivileges(string[] argv, int? uid, int? gid)
     {
         var user = uid ?? (int)Libc.GetUid();
         var group = gid ?? PrimaryGroupOf(user);
-        string[] wrapped = [$"--reuid={user}", $"--regid={group}", "--clear-groups", "--", start.FileName, .. start.ArgumentList];
-        start.FileName = "setpriv";
-        start.ArgumentList.Clear();
-        foreach (var arg in wrapped) start.ArgumentList.Add(arg);
+        return ["setpriv", $"--reuid={user}", $"--regid={group}", "--clear-groups", "--", .. argv];
     }
 
     private static int PrimaryGroupOf(int uid)
@@ -100,7 +99,7 @@ internal static class WorkerLauncher
         throw new ArgumentException($"Uid {uid} has no entry in /etc/passwd; set ClusterSettings.Gid as well.", nameof(uid));
     }
 
-    private static void Apply(IDictionary<string, string?> target, IReadOnlyDictionary<string, string?>? changes)
+    private static void Apply(Dictionary<string, string?> target, IReadOnlyDictionary<string, string?>? changes)
     {
         if (changes is null) return;
         foreach (var (name, value) in changes)

@@ -1,0 +1,99 @@
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace Herd.Native;
+
+/// <summary>
+/// posix_spawn: starts a program with exactly the fds it is given at the numbers it is given, signals as a freshly
+/// booted process has them (no blocked signal, every disposition default: the .NET runtime ignores SIGPIPE, and an
+/// ignored signal survives exec), and nothing else of this process but its environment as given.
+/// </summary>
+internal static unsafe class Spawn
+{
+    private const int OpaqueSize = 512; // room for glibc's posix_spawnattr_t (336 bytes) and file actions (80)
+
+    /// <summary>Starts <paramref name="file"/> (looked up in PATH when it has no slash) and returns its pid.</summary>
+    /// <param name="file">The program.</param>
+    /// <param name="argv">Its arguments, argv[0] first.</param>
+    /// <param name="environment">Its environment, as NAME=value.</param>
+    /// <param name="workingDirectory">Where it starts; null for this process's.</param>
+    /// <param name="fds">Which of this process's fds each of its fds from 0 up is; null leaves that fd as it is here.</param>
+    /// <param name="stdinFromDevNull">Its stdin reads /dev/null, whatever this process's is.</param>
+    /// <param name="newProcessGroup">It leads a process group of its own.</param>
+    public static int Start(string file, IReadOnlyList<string> argv, IReadOnlyList<string> environment, string? workingDirectory,
+        ReadOnlySpan<SafeFdHandle?> fds, bool stdinFromDevNull, bool newProcessGroup)
+    {
+        var strings = new List<nint>();
+        var moved = new List<SafeFdHandle>();
+        byte* actions = stackalloc byte[OpaqueSize];
+        byte* attributes = stackalloc byte[OpaqueSize];
+        byte* signals = stackalloc byte[Libc.SigSetSize];
+        Check(Libc.FileActionsInit(actions), "posix_spawn_file_actions_init");
+        Check(Libc.SpawnAttrInit(attributes), "posix_spawnattr_init");
+        try
+        {
+            var argvNative = NullTerminated(argv, strings);
+            var envNative = NullTerminated(environment, strings);
+            if (stdinFromDevNull) Check(Libc.FileActionsAddOpen(actions, 0, Utf8("/dev/null", strings), Libc.O_RDONLY, 0), "addopen");
+            for (int target = 0; target < fds.Length; target++)
+            {
+                if (fds[target] is not { } source) continue;
+                int fd = source.Fd;
+                if (fd < fds.Length)
+                {
+                    // An earlier dup2 would overwrite it: the child gets it from a number none of them targets.
+                    fd = Libc.Fcntl(fd, Libc.F_DUPFD_CLOEXEC, fds.Length);
+                    if (fd < 0) throw Fd.LastError("fcntl(F_DUPFD_CLOEXEC)");
+                    moved.Add(new SafeFdHandle(fd));
+                }
+                Check(Libc.FileActionsAddDup2(actions, fd, target), "adddup2");
+            }
+            if (workingDirectory is not null) Check(Libc.FileActionsAddChdir(actions, Utf8(workingDirectory, strings)), "addchdir");
+            Libc.SigEmptySet(signals);
+            Check(Libc.SpawnAttrSetSigMask(attributes, signals), "setsigmask");
+            Libc.SigFillSet(signals);
+            Check(Libc.SpawnAttrSetSigDefault(attributes, signals), "setsigdefault");
+            short flags = Libc.POSIX_SPAWN_SETSIGMASK | Libc.POSIX_SPAWN_SETSIGDEF;
+            if (newProcessGroup)
+            {
+                flags |= Libc.POSIX_SPAWN_SETPGROUP;
+                Check(Libc.SpawnAttrSetPGroup(attributes, 0), "setpgroup");
+            }
+            Check(Libc.SpawnAttrSetFlags(attributes, flags), "setflags");
+            int pid;
+            int error = Libc.PosixSpawnP(&pid, Utf8(file, strings), actions, attributes, argvNative, envNative);
+            if (error != 0) throw new System.ComponentModel.Win32Exception(error, $"Could not start {file}: {Marshal.GetPInvokeErrorMessage(error)}.");
+            return pid;
+        }
+        finally
+        {
+            Libc.SpawnAttrDestroy(attributes);
+            Libc.FileActionsDestroy(actions);
+            foreach (var fd in moved) fd.Dispose();
+            foreach (var s in strings) NativeMemory.Free((void*)s);
+        }
+    }
+
+    private static byte** NullTerminated(IReadOnlyList<string> values, List<nint> strings)
+    {
+        var array = (byte**)NativeMemory.AllocZeroed((nuint)(values.Count + 1), (nuint)sizeof(nint));
+        strings.Add((nint)array);
+        for (int i = 0; i < values.Count; i++) array[i] = Utf8(values[i], strings);
+        return array;
+    }
+
+    private static byte* Utf8(string value, List<nint> strings)
+    {
+        int length = Encoding.UTF8.GetByteCount(value);
+        var bytes = (byte*)NativeMemory.Alloc((nuint)length + 1);
+        strings.Add((nint)bytes);
+        Encoding.UTF8.GetBytes(value, new Span<byte>(bytes, length));
+        bytes[length] = 0;
+        return bytes;
+    }
+
+    private static void Check(int error, string call)
+    {
+        if (error != 0) throw new System.ComponentModel.Win32Exception(error, $"posix_spawn ({call}) failed: errno {error}");
+    }
+}
