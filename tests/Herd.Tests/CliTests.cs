@@ -308,7 +308,7 @@ public sealed class CliTests
     }
 
     /// <summary>A `herd run` of PlainWebApp in the background, stopped and cleaned up on dispose.</summary>
-    private sealed class HerdRun : IAsyncDisposable
+    internal sealed class HerdRun : IAsyncDisposable
     {
         private readonly Process _process;
         private readonly HttpClient _http = new() { Timeout = TestCluster.Timeout };
@@ -316,14 +316,17 @@ public sealed class CliTests
         private readonly TaskCompletionSource _running = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private string? _config;
 
-        private HerdRun(string name, int port)
+        // launcher runs herd (setsid, unshare...); shell, when given, runs before the app in the worker's sh -c.
+        private HerdRun(string name, int port, string[]? launcher = null, string? shell = null)
         {
             Name = name;
             Uri = new Uri($"http://127.0.0.1:{port}/pid");
             _http.DefaultRequestHeaders.ConnectionClose = true;
-            var start = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-            foreach (var arg in new[] { TestCluster.HerdCliDll, "run", "-i", "0", "--name", name, "--", "dotnet", TestCluster.PlainWebAppDll, "--urls", $"http://127.0.0.1:{port}" })
-                start.ArgumentList.Add(arg);
+            string[] app = ["dotnet", TestCluster.PlainWebAppDll, "--urls", $"http://127.0.0.1:{port}"];
+            string[] command = [.. launcher ?? [], "dotnet", TestCluster.HerdCliDll, "run", "-i", "0", "--name", name, "--",
+                .. shell is null ? app : ["sh", "-c", $"{shell} exec {string.Join(' ', app)}"]];
+            var start = new ProcessStartInfo(command[0]) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+            foreach (var arg in command[1..]) start.ArgumentList.Add(arg);
             start.Environment.Remove("XDG_RUNTIME_DIR");
             _process = new Process { StartInfo = start };
             _process.ErrorDataReceived += (_, e) =>
@@ -349,7 +352,6 @@ public sealed class CliTests
         public static async Task<HerdRun> StartAsync(int workers, string? config, params (string Name, string Value)[] environment)
         {
             var run = new HerdRun("test-" + Guid.NewGuid().ToString("N")[..8], Ports.Free());
-            run._process.StartInfo.ArgumentList[3] = workers.ToString(CultureInfo.InvariantCulture);
             if (config is not null)
             {
                 run._config = Path.GetTempFileName();
@@ -358,12 +360,23 @@ public sealed class CliTests
                 run._process.StartInfo.ArgumentList.Insert(5, run._config);
             }
             foreach (var (name, value) in environment) run._process.StartInfo.Environment[name] = value;
-            run._process.Start();
-            run._process.BeginErrorReadLine();
-            run._process.BeginOutputReadLine();
-            await Task.WhenAny(run._running.Task, run._process.WaitForExitAsync()).WaitAsync(TestCluster.Timeout);
-            Assert.True(run._running.Task.IsCompleted, string.Join('\n', run._errors));
-            return run;
+            return await run.StartAsync(workers);
+        }
+
+        /// <summary>Starts herd through <paramref name="launcher"/>, its workers as <c>sh -c '<paramref name="shell"/> exec dotnet PlainWebApp.dll ...'</c>.</summary>
+        public static Task<HerdRun> StartAsync(int workers, string[] launcher, string? shell) =>
+            new HerdRun("test-" + Guid.NewGuid().ToString("N")[..8], Ports.Free(), launcher, shell).StartAsync(workers);
+
+        private async Task<HerdRun> StartAsync(int workers)
+        {
+            var arguments = _process.StartInfo.ArgumentList;
+            arguments[arguments.IndexOf("-i") + 1] = workers.ToString(CultureInfo.InvariantCulture);
+            _process.Start();
+            _process.BeginErrorReadLine();
+            _process.BeginOutputReadLine();
+            await Task.WhenAny(_running.Task, _process.WaitForExitAsync()).WaitAsync(TestCluster.Timeout);
+            Assert.True(_running.Task.IsCompleted, string.Join('\n', _errors));
+            return this;
         }
 
         public async Task<int> GetPidAsync() => int.Parse(await _http.GetStringAsync(Uri), CultureInfo.InvariantCulture);
