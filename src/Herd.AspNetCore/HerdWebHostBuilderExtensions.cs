@@ -2,6 +2,7 @@ using Herd.AspNetCore;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -32,6 +33,7 @@ public static class HerdWebHostBuilderExtensions
             services.AddSingleton<IConnectionListenerFactory>(provider => new HerdConnectionListenerFactory(
                 provider.GetRequiredService<IOptions<SocketTransportOptions>>(), provider.GetRequiredService<ILoggerFactory>(), options));
             services.AddHostedService<HerdWorkerLifetime>();
+            services.AddSingleton<IHostLifetime, HerdHostLifetime>();
             services.AddTransient<IStartupFilter, RequestCounter>();
         });
     }

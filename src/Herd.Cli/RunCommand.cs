@@ -91,7 +91,8 @@ internal sealed class RunCommand
     private void Stop(PosixSignalContext context)
     {
         context.Cancel = true;
-        _stopped.TrySetResult(0);
+        _primary.Stopping = true; // the workers got it too, if it came to the process group: they leave through the drain
+        if (_stopped.TrySetResult(0)) Console.Error.WriteLine($"herd: {context.Signal}: stopping gracefully");
     }
 
     private static void Handle(PosixSignalContext context, Func<Task> action)

@@ -346,31 +346,39 @@ public sealed class CliTests
 
         public int Pid => _process.Id;
 
+        /// <summary>Waits for herd to exit of itself; returns its exit code.</summary>
+        public async Task<int> ExitCodeAsync()
+        {
+            await _process.WaitForExitAsync().WaitAsync(TestCluster.Timeout);
+            return _process.ExitCode;
+        }
+
         public static async Task<HerdRun> StartAsync(int workers, params (string Name, string Value)[] environment) =>
             await StartAsync(workers, null, environment);
 
         public static async Task<HerdRun> StartAsync(int workers, string? config, params (string Name, string Value)[] environment)
         {
             var run = new HerdRun("test-" + Guid.NewGuid().ToString("N")[..8], Ports.Free());
-            if (config is not null)
-            {
-                run._config = Path.GetTempFileName();
-                await File.WriteAllTextAsync(run._config, config);
-                run._process.StartInfo.ArgumentList.Insert(4, "--config");
-                run._process.StartInfo.ArgumentList.Insert(5, run._config);
-            }
             foreach (var (name, value) in environment) run._process.StartInfo.Environment[name] = value;
-            return await run.StartAsync(workers);
+            return await run.StartAsync(workers, config);
         }
 
         /// <summary>Starts herd through <paramref name="launcher"/>, its workers as <c>sh -c '<paramref name="shell"/> exec dotnet PlainWebApp.dll ...'</c>.</summary>
-        public static Task<HerdRun> StartAsync(int workers, string[] launcher, string? shell) =>
-            new HerdRun("test-" + Guid.NewGuid().ToString("N")[..8], Ports.Free(), launcher, shell).StartAsync(workers);
+        public static Task<HerdRun> StartAsync(int workers, string[] launcher, string? shell, string? config = null) =>
+            new HerdRun("test-" + Guid.NewGuid().ToString("N")[..8], Ports.Free(), launcher, shell).StartAsync(workers, config);
 
-        private async Task<HerdRun> StartAsync(int workers)
+        private async Task<HerdRun> StartAsync(int workers, string? config)
         {
             var arguments = _process.StartInfo.ArgumentList;
-            arguments[arguments.IndexOf("-i") + 1] = workers.ToString(CultureInfo.InvariantCulture);
+            int at = arguments.IndexOf("-i") + 1;
+            arguments[at] = workers.ToString(CultureInfo.InvariantCulture);
+            if (config is not null)
+            {
+                _config = Path.GetTempFileName();
+                await File.WriteAllTextAsync(_config, config);
+                arguments.Insert(at + 1, "--config");
+                arguments.Insert(at + 2, _config);
+            }
             _process.Start();
             _process.BeginErrorReadLine();
             _process.BeginOutputReadLine();

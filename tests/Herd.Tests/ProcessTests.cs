@@ -67,6 +67,62 @@ public sealed class ProcessTests
         Assert.True(now <= baseline, $"{now} pipes open after 20 reloads, {baseline} before");
     }
 
+    // Item 5: a terminal's Ctrl-C and systemd's default stop signal the whole group: the workers must serve on
+    // through the drain, the request they are in the middle of included, as with herd stop.
+    [Theory]
+    [InlineData(UnixSignal.SIGTERM)]
+    [InlineData(UnixSignal.SIGINT)]
+    public async Task A_signal_to_herds_whole_process_group_drains_as_herd_stop_does(UnixSignal signal)
+    {
+        var drain = TimeSpan.FromSeconds(3);
+        await using var herd = await HerdRun.StartAsync(2, ["setsid"], shell: null, config: $$"""{ "drainDelay": {{drain.TotalMilliseconds}} }""");
+        await herd.PidsServingAsync(4);
+        using var inFlight = new System.Net.Sockets.TcpClient();
+        await inFlight.ConnectAsync(herd.Uri.Host, herd.Uri.Port);
+        var stream = inFlight.GetStream();
+        await stream.WriteAsync("GET /pid HTTP/1.1\r\nHost: test\r\n"u8.ToArray()); // the request's last line comes later
+
+        Assert.True(Native.Fd.Kill(-herd.Pid, (int)signal)); // herd leads its own process group, as a terminal's job does
+        var clock = Stopwatch.StartNew();
+        int served = 0;
+        while (clock.Elapsed < drain * 0.6) // well inside the drain: every request is served
+        {
+            await herd.GetPidAsync();
+            served++;
+        }
+        await stream.WriteAsync("\r\n"u8.ToArray());
+        var answer = new byte[64];
+        int read = await stream.ReadAsync(answer).AsTask().WaitAsync(TestCluster.Timeout);
+        Assert.StartsWith("HTTP/1.1 200", System.Text.Encoding.ASCII.GetString(answer, 0, read), StringComparison.Ordinal);
+
+        Assert.Equal(0, await herd.ExitCodeAsync());
+        Assert.True(clock.Elapsed >= drain, $"herd exited after {clock.Elapsed}, before the drain ended");
+        Assert.True(served > 0);
+        Assert.Contains(herd.Errors, line => line.Contains($"{signal}: stopping gracefully", StringComparison.Ordinal));
+    }
+
+    // Item 5, the other side: Worker.Kill still ends a worker by the signal it sends (Node's worker.kill()), and a
+    // SIGTERM sent to one worker alone asks it to leave gracefully.
+    [Fact]
+    public async Task Kill_with_sigterm_ends_the_worker_by_it()
+    {
+        await using var cluster = new TestCluster(["serve"]);
+        var (worker, _) = await cluster.ForkListeningAsync();
+        worker.Kill();
+        Assert.Equal(new WorkerExit(null, UnixSignal.SIGTERM), await worker.Exited.WaitAsync(TestCluster.Timeout));
+        Assert.False(worker.ExitedAfterDisconnect);
+    }
+
+    [Fact]
+    public async Task A_sigterm_to_one_worker_alone_makes_it_leave_gracefully()
+    {
+        await using var cluster = new TestCluster(["serve"]);
+        var (worker, _) = await cluster.ForkListeningAsync();
+        Assert.True(Native.Fd.Kill(worker.Process.Id, (int)UnixSignal.SIGTERM));
+        Assert.Equal(new WorkerExit(0, null), await worker.Exited.WaitAsync(TestCluster.Timeout));
+        Assert.True(worker.ExitedAfterDisconnect);
+    }
+
     private static int PipesOf(int pid) =>
         new DirectoryInfo($"/proc/{pid}/fd").GetFileSystemInfos().Count(fd => fd.LinkTarget?.StartsWith("pipe:", StringComparison.Ordinal) == true);
 

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using Herd.Ipc;
 using Herd.Native;
 using Herd.Net;
@@ -38,6 +39,8 @@ internal sealed class ChildCluster : IChannelHandler
     private long _requestsServed;
     private long _connections;
     private int _readySignalled;
+    private int _endBy; // the signal Worker.Kill sent, which this worker then lets end it
+    private PosixSignalRegistration[] _signals = [];
 
     private ChildCluster(int id, int slot, SafeFdHandle channelFd)
     {
@@ -88,8 +91,21 @@ internal sealed class ChildCluster : IChannelHandler
         Fd.CloseOnExecFrom3();
         var child = new ChildCluster(id, slot, new SafeFdHandle(ChannelFd));
         child._channel.Start(child);
+        child._signals = [.. new[] { PosixSignal.SIGTERM, PosixSignal.SIGINT }.Select(signal => PosixSignalRegistration.Create(signal, child.OnTerminationSignal))];
         child._channel.SendInternal(new InternalMessage { Act = Acts.Online });
         return child;
+    }
+
+    /// <summary>
+    /// SIGTERM and SIGINT reach a worker mostly with its whole process group or control group (a terminal's Ctrl-C,
+    /// systemd's stop), and then reach its primary too, which drains every worker as <c>herd stop</c> does: the worker
+    /// carries on and tells the primary, which also decides what the signal means when it was this worker's alone.
+    /// </summary>
+    private void OnTerminationSignal(PosixSignalContext context)
+    {
+        int signal = (int)(context.Signal == PosixSignal.SIGTERM ? UnixSignal.SIGTERM : UnixSignal.SIGINT);
+        if (Volatile.Read(ref _endBy) == signal) return; // Worker.Kill's: the runtime's default, which ends the process
+        if (_channel.SendInternal(new InternalMessage { Act = Acts.Signal, Signal = signal })) context.Cancel = true;
     }
 
     // What the primary hands over is one end of a socketpair(AF_UNIX, SOCK_SEQPACKET): connected, not listening.
@@ -287,6 +303,12 @@ internal sealed class ChildCluster : IChannelHandler
         if (message.Act == Acts.Disconnect)
         {
             _ = DisconnectAsync(primaryInitiated: true);
+            return;
+        }
+        if (message.Act == Acts.Kill && message.Signal is (int)UnixSignal.SIGTERM or (int)UnixSignal.SIGINT)
+        {
+            Volatile.Write(ref _endBy, message.Signal);
+            Fd.Kill(Libc.GetPid(), message.Signal);
             return;
         }
         if (message.Act == Acts.Heartbeat)

@@ -37,6 +37,12 @@ internal static class Acts
 
     /// <summary>Herd's own act, both ways: the primary asks, the worker answers from its thread pool, so a worker whose pool is stuck does not.</summary>
     public const string Heartbeat = "heartbeat";
+
+    /// <summary>Herd's own act, worker to primary: the worker got SIGTERM or SIGINT (<c>signal</c>) and leaves it to the primary.</summary>
+    public const string Signal = "signal";
+
+    /// <summary>Herd's own act, primary to worker: let SIGTERM or SIGINT (<c>signal</c>) end you, as <see cref="Worker.Kill"/> asked.</summary>
+    public const string Kill = "kill";
 }
 
 /// <summary>
@@ -70,6 +76,9 @@ internal sealed class InternalMessage
 
     // reply to queryServer: the fd attached is the socket to accept on (a shared handle's, or a reuse-port slot's)
     public bool Shared { get; set; }
+
+    // signal, kill: the signal's number
+    public int Signal { get; set; }
 }
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,

@@ -31,6 +31,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
     private bool _holdServers;
     private int _lastWorkerId;
     private int _lastHandleId;
+    private bool _stopping;
 
     /// <summary>Creates a primary with the given settings (see <see cref="SetupPrimary"/>).</summary>
     public ClusterPrimary(ClusterSettings? settings = null)
@@ -369,6 +370,9 @@ public sealed class ClusterPrimary : IAsyncDisposable
                 worker.LastHeartbeat = System.Diagnostics.Stopwatch.GetTimestamp();
                 worker.SetReady();
                 break;
+            case Acts.Signal:
+                OnSignal(worker, (UnixSignal)message.Signal);
+                break;
             case Acts.Heartbeat:
                 worker.LastHeartbeat = System.Diagnostics.Stopwatch.GetTimestamp();
                 worker.Requests = message.Requests;
@@ -379,6 +383,38 @@ public sealed class ClusterPrimary : IAsyncDisposable
                 break;
         }
     }
+
+    /// <summary>
+    /// Set by whoever stops the whole cluster on a SIGTERM or SIGINT (<c>herd run</c>): the same signal, sent to the
+    /// process group or control group, reached the workers too, and they must go on serving through the drain.
+    /// </summary>
+    internal bool Stopping
+    {
+        get => Volatile.Read(ref _stopping);
+        set => Volatile.Write(ref _stopping, value);
+    }
+
+    // The worker got SIGTERM or SIGINT and left it to us (ChildCluster.OnTerminationSignal).
+    private void OnSignal(Worker worker, UnixSignal signal)
+    {
+        if (worker.KilledBy == signal)
+        {
+            worker.Channel.SendInternal(new InternalMessage { Act = Acts.Kill, Signal = (int)signal });
+            return;
+        }
+        _ = DisconnectUnlessStoppingAsync(worker);
+    }
+
+    // Sent to a process group or control group, the signal reaches this process too, a moment before or after the
+    // worker's word of it: if it makes us stop, the drain retires the worker. Sent to the worker alone, it asks it
+    // to leave, gracefully.
+    private async Task DisconnectUnlessStoppingAsync(Worker worker)
+    {
+        await Task.Delay(SignalGrace).ConfigureAwait(false);
+        if (!Stopping && !worker.IsDead) BeginDisconnect(worker);
+    }
+
+    private static readonly TimeSpan SignalGrace = TimeSpan.FromSeconds(1);
 
     private void QueryServer(Worker worker, InternalMessage query)
     {

@@ -15,6 +15,7 @@ public sealed class Worker : IChannelHandler
     private int _exitedAfterDisconnect; // 0 unknown, 1 false, 2 true: a bool? that reads and writes atomically
     private volatile bool _dead;
     private int _busy;
+    private int _killedBy;
 
     internal Worker(ClusterPrimary primary, int id, int slot, WorkerProcess process, Ipc.Channel channel)
     {
@@ -108,7 +109,18 @@ public sealed class Worker : IChannelHandler
     /// Sends the process a signal, and nothing else (Node's <c>worker.kill()</c>): <see cref="ExitedAfterDisconnect"/>
     /// stays false. Once the process has exited this does nothing, even if its pid now names another process.
     /// </summary>
-    public void Kill(UnixSignal signal = UnixSignal.SIGTERM) => Process.Signal(signal);
+    /// <remarks>
+    /// A worker leaves the SIGTERM and SIGINT it gets to its primary (a process group's Ctrl-C must drain, not kill);
+    /// when it reports this one, the primary tells it to let the signal end it.
+    /// </remarks>
+    public void Kill(UnixSignal signal = UnixSignal.SIGTERM)
+    {
+        Volatile.Write(ref _killedBy, (int)signal);
+        Process.Signal(signal);
+    }
+
+    /// <summary>The signal <see cref="Kill"/> last sent.</summary>
+    internal UnixSignal KilledBy => (UnixSignal)Volatile.Read(ref _killedBy);
 
     /// <inheritdoc />
     public override string ToString() => $"worker {Id} (pid {Process.Id}, slot {Slot}, {State})";
