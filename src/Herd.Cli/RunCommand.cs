@@ -27,6 +27,7 @@ internal sealed class RunCommand
 
     public static async Task<int> RunAsync(string name, string[] command, SupervisorOptions options, CancellationToken cancellationToken)
     {
+        if (Init.IsNeeded) return Init.Run();
         var hook = Path.Combine(AppContext.BaseDirectory, "Herd.StartupHook.dll");
         var hooks = Environment.GetEnvironmentVariable(StartupHooks);
         var primary = new ClusterPrimary(new ClusterSettings

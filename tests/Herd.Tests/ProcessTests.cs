@@ -123,13 +123,50 @@ public sealed class ProcessTests
         Assert.True(worker.ExitedAfterDisconnect);
     }
 
+    // Item 6: as a container's pid 1, herd reaps the orphans the kernel hands it, and SIGTERM still drains it.
+    [Fact]
+    public async Task As_pid_1_herd_reaps_orphans_and_stops_gracefully_on_sigterm()
+    {
+        string[] newPidNamespace = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"];
+        var (able, why) = await Programs.RunAsync([.. newPidNamespace, "true"]);
+        if (able != 0)
+        {
+            Console.Error.WriteLine($"skipped: unshare cannot make a pid namespace here (it needs root, as CI has): {why}");
+            return;
+        }
+        var orphan = OrphanSleep(seconds: 6);
+        // The worker's shell starts a sleep from a subshell that exits at once: the sleep is orphaned, to pid 1.
+        await using var herd = await HerdRun.StartAsync(1, newPidNamespace, shell: $"({string.Join(' ', orphan)} &);");
+        int init = int.Parse(File.ReadAllText($"/proc/{herd.Pid}/task/{herd.Pid}/children").Trim(), CultureInfo.InvariantCulture);
+        Assert.Contains(File.ReadLines($"/proc/{init}/status"), line => line.StartsWith("NSpid:", StringComparison.Ordinal) && line.EndsWith("\t1", StringComparison.Ordinal));
+
+        int sleeper = 0;
+        await TestCluster.UntilAsync(() => (sleeper = Find(orphan)) != 0, "the orphaned sleep");
+        Assert.Equal(init, ParentOf(sleeper));
+        await TestCluster.UntilAsync(() => !Directory.Exists($"/proc/{sleeper}"), $"pid {sleeper} to be reaped once its sleep ends, not left a zombie");
+
+        Assert.True(Native.Fd.Kill(init, (int)UnixSignal.SIGTERM));
+        Assert.Equal(0, await herd.ExitCodeAsync());
+        Assert.Contains(herd.Errors, line => line.Contains("SIGTERM: stopping gracefully", StringComparison.Ordinal));
+    }
+
+    private static int ParentOf(int pid) =>
+        int.Parse(File.ReadAllText($"/proc/{pid}/stat").Split(") ")[1].Split(' ')[1], CultureInfo.InvariantCulture);
+
     private static int PipesOf(int pid) =>
         new DirectoryInfo($"/proc/{pid}/fd").GetFileSystemInfos().Count(fd => fd.LinkTarget?.StartsWith("pipe:", StringComparison.Ordinal) == true);
 
-    /// <summary>A sleep whose command line no other test shares, so that it can be found and killed afterwards.</summary>
-    private static string[] OrphanSleep() => ["sleep", $"600.{Random.Shared.Next(100000, 999999).ToString(CultureInfo.InvariantCulture)}"];
+    /// <summary>A sleep whose command line no other test shares, so that it can be found afterwards.</summary>
+    private static string[] OrphanSleep(int seconds = 600) =>
+        ["sleep", $"{seconds}.{Random.Shared.Next(100000, 999999).ToString(CultureInfo.InvariantCulture)}"];
 
     private static void KillAll(string[] commandLine)
+    {
+        while (Find(commandLine) is var pid and not 0) Native.Fd.Kill(pid, (int)UnixSignal.SIGKILL);
+    }
+
+    // A process running exactly this command line, or 0.
+    private static int Find(string[] commandLine)
     {
         var wanted = string.Join('\0', commandLine) + "\0";
         foreach (var dir in Directory.GetDirectories("/proc"))
@@ -137,12 +174,13 @@ public sealed class ProcessTests
             if (!int.TryParse(Path.GetFileName(dir), out int pid)) continue;
             try
             {
-                if (File.ReadAllText(Path.Combine(dir, "cmdline")) == wanted) Native.Fd.Kill(pid, (int)UnixSignal.SIGKILL);
+                if (File.ReadAllText(Path.Combine(dir, "cmdline")) == wanted) return pid;
             }
             catch (IOException)
             {
                 // gone meanwhile
             }
         }
+        return 0;
     }
 }

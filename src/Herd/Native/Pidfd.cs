@@ -57,7 +57,7 @@ internal sealed unsafe class Pidfd : IDisposable
                 if (errno == Libc.ECHILD) return (null, null);
                 if (errno != Libc.EINTR) throw new System.ComponentModel.Win32Exception(errno, $"waitid(P_PIDFD) failed: errno {errno}");
             }
-            return info.Code == Libc.CLD_EXITED ? (info.Status, null) : (null, info.Status);
+            return Children.StatusOf(info);
         }
         finally
         {

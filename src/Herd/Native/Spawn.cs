@@ -1,3 +1,4 @@
+using System.Collections;
 using System.Runtime.InteropServices;
 using System.Text;
 
@@ -15,12 +16,12 @@ internal static unsafe class Spawn
     /// <summary>Starts <paramref name="file"/> (looked up in PATH when it has no slash) and returns its pid.</summary>
     /// <param name="file">The program.</param>
     /// <param name="argv">Its arguments, argv[0] first.</param>
-    /// <param name="environment">Its environment, as NAME=value.</param>
+    /// <param name="environment">Its environment; a null value leaves the variable out.</param>
     /// <param name="workingDirectory">Where it starts; null for this process's.</param>
     /// <param name="fds">Which of this process's fds each of its fds from 0 up is; null leaves that fd as it is here.</param>
     /// <param name="stdinFromDevNull">Its stdin reads /dev/null, whatever this process's is.</param>
     /// <param name="newProcessGroup">It leads a process group of its own.</param>
-    public static int Start(string file, IReadOnlyList<string> argv, IReadOnlyList<string> environment, string? workingDirectory,
+    public static int Start(string file, IReadOnlyList<string> argv, IReadOnlyDictionary<string, string?> environment, string? workingDirectory,
         ReadOnlySpan<SafeFdHandle?> fds, bool stdinFromDevNull, bool newProcessGroup)
     {
         var strings = new List<nint>();
@@ -33,7 +34,7 @@ internal static unsafe class Spawn
         try
         {
             var argvNative = NullTerminated(argv, strings);
-            var envNative = NullTerminated(environment, strings);
+            var envNative = NullTerminated([.. environment.Where(v => v.Value is not null).Select(v => $"{v.Key}={v.Value}")], strings);
             if (stdinFromDevNull) Check(Libc.FileActionsAddOpen(actions, 0, Utf8("/dev/null", strings), Libc.O_RDONLY, 0), "addopen");
             for (int target = 0; target < fds.Length; target++)
             {
@@ -72,6 +73,14 @@ internal static unsafe class Spawn
             foreach (var fd in moved) fd.Dispose();
             foreach (var s in strings) NativeMemory.Free((void*)s);
         }
+    }
+
+    /// <summary>This process's environment, to pass on with changes.</summary>
+    public static Dictionary<string, string?> CurrentEnvironment()
+    {
+        var environment = new Dictionary<string, string?>(StringComparer.Ordinal);
+        foreach (DictionaryEntry variable in Environment.GetEnvironmentVariables()) environment[(string)variable.Key] = (string?)variable.Value;
+        return environment;
     }
 
     private static byte** NullTerminated(IReadOnlyList<string> values, List<nint> strings)

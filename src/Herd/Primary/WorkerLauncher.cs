@@ -1,4 +1,3 @@
-using System.Collections;
 using System.Collections.Concurrent;
 using Herd.Child;
 using Herd.Native;
@@ -22,15 +21,13 @@ internal static class WorkerLauncher
     public static WorkerProcess Start(ClusterSettings settings, IReadOnlyDictionary<string, string?>? env, int id, int slot, SafeFdHandle channelEnd)
     {
         var (file, args) = Program(settings);
-        var environment = new Dictionary<string, string?>(StringComparer.Ordinal);
-        foreach (DictionaryEntry variable in Environment.GetEnvironmentVariables()) environment[(string)variable.Key] = (string?)variable.Value;
+        var environment = Spawn.CurrentEnvironment();
         Apply(environment, settings.Environment);
         Apply(environment, env);
         environment[ChildCluster.IdVariable] = id.ToString(System.Globalization.CultureInfo.InvariantCulture);
         environment[ChildCluster.SlotVariable] = slot.ToString(System.Globalization.CultureInfo.InvariantCulture);
         string[] argv = [file, .. args];
         if (settings.Uid is not null || settings.Gid is not null) argv = DropPrivileges(argv, settings.Uid, settings.Gid);
-        string[] variables = [.. environment.Where(v => v.Value is not null).Select(v => $"{v.Key}={v.Value}")];
 
         bool silent = settings.Silent == true;
         var (outRead, outWrite) = silent ? Fd.Pipe() : (null, null);
@@ -42,7 +39,7 @@ internal static class WorkerLauncher
             {
                 try
                 {
-                    started.SetResult(Spawn.Start(argv[0], argv, variables, settings.WorkingDirectory,
+                    started.SetResult(Spawn.Start(argv[0], argv, environment, settings.WorkingDirectory,
                         [null, outWrite, errWrite, channelEnd], stdinFromDevNull: silent, newProcessGroup: false));
                 }
                 catch (Exception e)
