@@ -11,8 +11,9 @@ namespace Herd.Cli;
 /// runtime reaps every child it sees exit, so herd would lose its workers' exit statuses to it.
 /// </summary>
 /// <remarks>
-/// This process never starts a System.Diagnostics.Process, so the runtime does not wait for its children itself
-/// (it does once a terminal is its stdin, through Console; then the child's status may be lost, and this exits 1).
+/// The runtime must not reap here too, or the child's exit status may go to it: this process starts no
+/// System.Diagnostics.Process, and SIGCHLD goes back to its default disposition, away from the runtime's handler
+/// (which Console installs when stdin looks like a terminal).
 /// </remarks>
 internal static class Init
 {
@@ -27,6 +28,7 @@ internal static class Init
     /// <summary>Runs this program again as a child and reaps until it exits; returns its exit code (128 + N for signal N).</summary>
     public static int Run()
     {
+        Libc.Signal((int)UnixSignal.SIGCHLD, Libc.SIG_DFL); // waitid below needs no signal
         var (file, args) = WorkerLauncher.Program(new ClusterSettings()); // this program, with this command line
         int pid = Spawn.Start(file, [file, .. args], Spawn.CurrentEnvironment(), workingDirectory: null, [], stdinFromDevNull: false, newProcessGroup: false);
         using var child = Pidfd.Open(pid);

@@ -137,7 +137,7 @@ public sealed class ProcessTests
         var orphan = OrphanSleep(seconds: 6);
         // The worker's shell starts a sleep from a subshell that exits at once: the sleep is orphaned, to pid 1.
         await using var herd = await HerdRun.StartAsync(1, newPidNamespace, shell: $"({string.Join(' ', orphan)} &);");
-        int init = int.Parse(File.ReadAllText($"/proc/{herd.Pid}/task/{herd.Pid}/children").Trim(), CultureInfo.InvariantCulture);
+        int init = Assert.Single(ChildrenOf(herd.Pid));
         Assert.Contains(File.ReadLines($"/proc/{init}/status"), line => line.StartsWith("NSpid:", StringComparison.Ordinal) && line.EndsWith("\t1", StringComparison.Ordinal));
 
         int sleeper = 0;
@@ -145,10 +145,20 @@ public sealed class ProcessTests
         Assert.Equal(init, ParentOf(sleeper));
         await TestCluster.UntilAsync(() => !Directory.Exists($"/proc/{sleeper}"), $"pid {sleeper} to be reaped once its sleep ends, not left a zombie");
 
+        // Nobody takes a worker's exit status from herd, which is pid 2 (at pid 1 the runtime reaps every child).
+        int primary = Assert.Single(ChildrenOf(init));
+        Assert.True(Native.Fd.Kill(Assert.Single(ChildrenOf(primary)), (int)UnixSignal.SIGKILL));
+        await TestCluster.UntilAsync(() => herd.Errors.Any(line => line.Contains("died (SIGKILL)", StringComparison.Ordinal)), "the worker's death, by SIGKILL");
+
         Assert.True(Native.Fd.Kill(init, (int)UnixSignal.SIGTERM));
         Assert.Equal(0, await herd.ExitCodeAsync());
         Assert.Contains(herd.Errors, line => line.Contains("SIGTERM: stopping gracefully", StringComparison.Ordinal));
     }
+
+    // Each thread lists the children it forked: herd forks its workers from a thread of their own.
+    private static int[] ChildrenOf(int pid) =>
+        [.. Directory.GetDirectories($"/proc/{pid}/task").SelectMany(task => File.ReadAllText(Path.Combine(task, "children")).Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Select(child => int.Parse(child, CultureInfo.InvariantCulture))];
 
     private static int ParentOf(int pid) =>
         int.Parse(File.ReadAllText($"/proc/{pid}/stat").Split(") ")[1].Split(' ')[1], CultureInfo.InvariantCulture);

@@ -140,6 +140,11 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "_exit")]
     public static partial void Exit(int status);
 
+    [LibraryImport(Lib, EntryPoint = "signal")]
+    public static partial nint Signal(int signal, nint handler);
+
+    public const nint SIG_DFL = 0;
+
     [LibraryImport(Lib, EntryPoint = "getpid")]
     public static partial int GetPid();
 
