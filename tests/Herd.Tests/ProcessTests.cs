@@ -84,12 +84,7 @@ public sealed class ProcessTests
 
         Assert.True(Native.Fd.Kill(-herd.Pid, (int)signal)); // herd leads its own process group, as a terminal's job does
         var clock = Stopwatch.StartNew();
-        int served = 0;
-        while (clock.Elapsed < drain * 0.6) // well inside the drain: every request is served
-        {
-            await herd.GetPidAsync();
-            served++;
-        }
+        int served = await ServeThroughAsync(herd.GetPidAsync, drain);
         await stream.WriteAsync("\r\n"u8.ToArray());
         var answer = new byte[64];
         int read = await stream.ReadAsync(answer).AsTask().WaitAsync(TestCluster.Timeout);
@@ -153,6 +148,73 @@ public sealed class ProcessTests
         Assert.True(Native.Fd.Kill(init, (int)UnixSignal.SIGTERM));
         Assert.Equal(0, await herd.ExitCodeAsync());
         Assert.Contains(herd.Errors, line => line.Contains("SIGTERM: stopping gracefully", StringComparison.Ordinal));
+    }
+
+    // The docs' systemd unit, with systemd's default KillMode, under systemctl stop: served through the drain.
+    [Fact]
+    public async Task The_systemd_unit_in_the_docs_stops_gracefully()
+    {
+        if (!Directory.Exists("/run/systemd/system")) // sd_booted(3)
+        {
+            Console.Error.WriteLine("skipped: systemd is not pid 1 here, so systemd-run has nothing to start a unit with");
+            return;
+        }
+        var unit = "herd-test-" + Guid.NewGuid().ToString("N")[..8];
+        var drain = TimeSpan.FromSeconds(3);
+        var config = Path.GetTempFileName();
+        await File.WriteAllTextAsync(config, $$"""{ "drainDelay": {{drain.TotalMilliseconds}} }""");
+        var uri = new Uri($"http://127.0.0.1:{Ports.Free()}/pid");
+        var dotnet = Environment.ProcessPath!; // the unit's PATH may not lead to it
+        string[] run =
+        [
+            "systemd-run", $"--unit={unit}", "--collect", $"--setenv=DOTNET_ROOT={Path.GetDirectoryName(dotnet)}",
+            .. DocumentedServiceSettings("Type", "KillMode", "TimeoutStopSec", "Restart").Select(setting => $"--property={setting}"),
+            "--", dotnet, TestCluster.HerdCliDll, "run", "-i", "2", "--name", unit, "--config", config,
+            "--", dotnet, TestCluster.PlainWebAppDll, "--urls", $"http://127.0.0.1:{uri.Port}",
+        ];
+        try
+        {
+            var (code, output) = await Programs.RunAsync(run); // Type=notify: back once herd said READY
+            Assert.True(code == 0, output);
+            using var http = new HttpClient { Timeout = TestCluster.Timeout };
+            http.DefaultRequestHeaders.ConnectionClose = true;
+            await http.GetStringAsync(uri);
+
+            var clock = Stopwatch.StartNew();
+            var stop = Programs.RunAsync(["systemctl", "stop", unit]);
+            Assert.True(await ServeThroughAsync(() => http.GetStringAsync(uri), drain) > 0);
+            (code, output) = await stop;
+            Assert.True(code == 0, output);
+            Assert.True(clock.Elapsed >= drain, $"stopped after {clock.Elapsed}, before the drain ended");
+        }
+        finally
+        {
+            await Programs.RunAsync(["systemctl", "stop", unit]);
+            File.Delete(config);
+        }
+    }
+
+    // The named settings of the [Service] section of the unit in docs/systemd.md, as Key=Value.
+    private static IEnumerable<string> DocumentedServiceSettings(params string[] keys)
+    {
+        var folder = new DirectoryInfo(AppContext.BaseDirectory);
+        while (!File.Exists(Path.Combine(folder.FullName, "docs", "systemd.md"))) folder = folder.Parent!;
+        return File.ReadLines(Path.Combine(folder.FullName, "docs", "systemd.md"))
+            .SkipWhile(line => line != "[Service]").TakeWhile(line => line.Length > 0)
+            .Where(line => keys.Contains(line.Split('=')[0]));
+    }
+
+    // Sends requests one after another for most of the drain: each must be served.
+    private static async Task<int> ServeThroughAsync(Func<Task> request, TimeSpan drain)
+    {
+        var clock = Stopwatch.StartNew();
+        int served = 0;
+        while (clock.Elapsed < drain * 0.6)
+        {
+            await request();
+            served++;
+        }
+        return served;
     }
 
     // Each thread lists the children it forked: herd forks its workers from a thread of their own.
