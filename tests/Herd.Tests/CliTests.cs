@@ -307,8 +307,8 @@ public sealed class CliTests
         Assert.Single(await herd.LsAsync()); // and the app is none the worse
     }
 
-    /// <summary>A `herd run` of PlainWebApp in the background, stopped and cleaned up on dispose.</summary>
-    private sealed class HerdRun : IAsyncDisposable
+    /// <summary>A `herd run` of PlainWebApp (or of another command) in the background, stopped and cleaned up on dispose.</summary>
+    internal sealed class HerdRun : IAsyncDisposable
     {
         private readonly Process _process;
         private readonly HttpClient _http = new() { Timeout = TestCluster.Timeout };
@@ -316,13 +316,14 @@ public sealed class CliTests
         private readonly TaskCompletionSource _running = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private string? _config;
 
-        private HerdRun(string name, int port)
+        private HerdRun(string name, int port, string[]? command)
         {
             Name = name;
+            Port = port;
             Uri = new Uri($"http://127.0.0.1:{port}/pid");
             _http.DefaultRequestHeaders.ConnectionClose = true;
             var start = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-            foreach (var arg in new[] { TestCluster.HerdCliDll, "run", "-i", "0", "--name", name, "--", "dotnet", TestCluster.PlainWebAppDll, "--urls", $"http://127.0.0.1:{port}" })
+            foreach (var arg in (string[])[TestCluster.HerdCliDll, "run", "-i", "0", "--name", name, "--", .. command ?? ["dotnet", TestCluster.PlainWebAppDll, "--urls", $"http://127.0.0.1:{port}"]])
                 start.ArgumentList.Add(arg);
             start.Environment.Remove("XDG_RUNTIME_DIR");
             _process = new Process { StartInfo = start };
@@ -337,6 +338,9 @@ public sealed class CliTests
 
         public string Name { get; }
 
+        /// <summary>The port PlainWebApp serves; free for another command to use.</summary>
+        public int Port { get; }
+
         public Uri Uri { get; }
 
         public IReadOnlyCollection<string> Errors => _errors;
@@ -346,9 +350,14 @@ public sealed class CliTests
         public static async Task<HerdRun> StartAsync(int workers, params (string Name, string Value)[] environment) =>
             await StartAsync(workers, null, environment);
 
-        public static async Task<HerdRun> StartAsync(int workers, string? config, params (string Name, string Value)[] environment)
+        public static Task<HerdRun> StartAsync(int workers, string? config, params (string Name, string Value)[] environment) =>
+            StartAsync(workers, config, command: null, environment);
+
+        /// <summary>Runs <paramref name="command"/> (by default PlainWebApp on <see cref="Port"/>) and waits until herd says it runs.</summary>
+        public static async Task<HerdRun> StartAsync(int workers, string? config, Func<int, string[]>? command, params (string Name, string Value)[] environment)
         {
-            var run = new HerdRun("test-" + Guid.NewGuid().ToString("N")[..8], Ports.Free());
+            int port = Ports.Free();
+            var run = new HerdRun("test-" + Guid.NewGuid().ToString("N")[..8], port, command?.Invoke(port));
             run._process.StartInfo.ArgumentList[3] = workers.ToString(CultureInfo.InvariantCulture);
             if (config is not null)
             {
