@@ -9,8 +9,8 @@ namespace Herd.Primary;
 /// Reuse-port mode (<see cref="ListenOptions.ReusePort"/>; Node has none): the primary binds one SO_REUSEPORT socket per
 /// worker slot, all on one port, and gives each worker its slot's socket as a shared handle gives its one; the worker
 /// accepts on it itself and the kernel spreads connections over the slots. The primary keeps its copy, so while servers
-/// are held (<see cref="ServerHandle.Held"/>) a slot whose worker dies keeps its queued connections, and the kernel keeps queueing there, for the
-/// replacement in that slot: with sockets of the workers' own, the kernel would reset them.
+/// are held (<see cref="ServerHandle.Held"/>) a slot whose worker dies keeps its queued connections, and the kernel
+/// keeps queueing there, for the replacement in that slot: with sockets of the workers' own, the kernel would reset them.
 /// </summary>
 /// <remarks>
 /// A slot's socket closes once no worker of the slot is left and none is awaited: its last worker let go gracefully, or

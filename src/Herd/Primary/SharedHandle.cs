@@ -52,7 +52,8 @@ internal sealed class SharedHandle : ServerHandle
 
     public override bool WorkerGone(Worker worker) => Update(() =>
     {
-        if (_workers.Remove(worker) && Held) _awaited.Add(worker.Slot);
+        if (!_workers.Remove(worker)) return false;
+        if (Held) _awaited.Add(worker.Slot);
         return true;
     });
 
