@@ -72,7 +72,14 @@ var logs = new Command("logs", "Print the workers' output, each line prefixed by
 logs.SetAction(async (result, cancellationToken) =>
 {
     await using var output = Console.OpenStandardOutput();
-    await ControlSocket.StreamLogsAsync(AppName(result), result.GetValue(follow), output, cancellationToken);
+    try
+    {
+        await ControlSocket.StreamLogsAsync(AppName(result), result.GetValue(follow), output, cancellationToken);
+    }
+    catch (IOException)
+    {
+        // our reader left (herd logs -f | head): done
+    }
     return 0;
 });
 

@@ -15,10 +15,9 @@ internal sealed class RunCommand
 
     private readonly Supervisor _supervisor;
     private readonly SystemdNotifier _systemd = new();
+    private readonly WorkerLogs _logs;
     private readonly ClusterPrimary _primary;
     private readonly TaskCompletionSource<int> _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-    private readonly WorkerLogs _logs;
 
     private RunCommand(ClusterPrimary primary, Supervisor supervisor, WorkerLogs logs)
     {
