@@ -26,15 +26,21 @@ public static class HerdWebHostBuilderExtensions
         // Registered after UseKestrel's socket transport, so Kestrel asks this factory first.
         return builder.ConfigureServices(services =>
         {
-            // From a hosting startup this runs before UseKestrel, whose TryAdd would then skip the socket transport:
-            // keep it, as the fallback for endpoints Herd does not take (named pipes, inherited handles).
-            if (!services.Any(d => d.ServiceType == typeof(IConnectionListenerFactory)))
-                services.AddSingleton<IConnectionListenerFactory, SocketTransportFactory>();
+            // Under herd run, an app that calls UseHerd() itself gets it twice (the startup hook's hosting startup calls
+            // it too): the later call's factory is asked first, so its options win; the rest is registered once, or
+            // every request would count twice.
+            if (!services.Any(d => d.ImplementationType == typeof(HerdWorkerLifetime)))
+            {
+                // From a hosting startup this runs before UseKestrel, whose TryAdd would then skip the socket transport:
+                // keep it, as the fallback for endpoints Herd does not take (named pipes, inherited handles).
+                if (!services.Any(d => d.ServiceType == typeof(IConnectionListenerFactory)))
+                    services.AddSingleton<IConnectionListenerFactory, SocketTransportFactory>();
+                services.AddHostedService<HerdWorkerLifetime>();
+                services.AddSingleton<IHostLifetime, HerdHostLifetime>();
+                services.AddTransient<IStartupFilter, RequestCounter>();
+            }
             services.AddSingleton<IConnectionListenerFactory>(provider => new HerdConnectionListenerFactory(
                 provider.GetRequiredService<IOptions<SocketTransportOptions>>(), provider.GetRequiredService<ILoggerFactory>(), options));
-            services.AddHostedService<HerdWorkerLifetime>();
-            services.AddSingleton<IHostLifetime, HerdHostLifetime>();
-            services.AddTransient<IStartupFilter, RequestCounter>();
         });
     }
 }

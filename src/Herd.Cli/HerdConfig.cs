@@ -31,9 +31,15 @@ internal sealed record HerdConfig
 
     public static HerdConfig Load(string path)
     {
+        if (Directory.Exists(path)) throw new ConfigException($"{path} is a folder, not a herd.json file.");
+        if (!File.Exists(path)) throw new ConfigException($"{path}: no such file.");
         try
         {
             return JsonSerializer.Deserialize(File.ReadAllText(path), HerdConfigJson.Default.HerdConfig) ?? new HerdConfig();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigException($"{path}: {ex.Message}");
         }
         catch (JsonException ex)
         {
@@ -63,7 +69,7 @@ internal sealed record HerdConfig
             HeartbeatTimeout = Millis(HeartbeatTimeout, defaults.HeartbeatTimeout),
             MaxRequests = MaxRequests ?? defaults.MaxRequests,
             MaxRequestsJitter = MaxRequestsJitter ?? defaults.MaxRequestsJitter,
-            MaxMemory = MaxMemoryMb is long mb ? mb * 1048576 : defaults.MaxMemory,
+            MaxMemory = MaxMemoryMb is long mb ? Megabytes(mb) : defaults.MaxMemory,
             MaxAge = Millis(MaxAge, defaults.MaxAge),
             DrainDelay = Millis(DrainDelay, defaults.DrainDelay),
         };
@@ -83,6 +89,14 @@ internal sealed record HerdConfig
         text == "max" ? Environment.ProcessorCount
         : int.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, out int n) && n > 0 ? n
         : throw new ConfigException($"{where} must be a positive number or max, not '{text}'.");
+
+    // In bytes; out of range is an error that names the key as herd.json has it.
+    private static long Megabytes(long mb) => mb switch
+    {
+        < 0 => throw new ConfigException("maxMemoryMb cannot be negative."),
+        > long.MaxValue / 1048576 => throw new ConfigException($"maxMemoryMb is too large: at most {long.MaxValue / 1048576}."),
+        _ => mb * 1048576,
+    };
 
     private static TimeSpan Millis(int? value, TimeSpan fallback) => value is int ms ? TimeSpan.FromMilliseconds(ms) : fallback;
 }

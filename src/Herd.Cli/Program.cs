@@ -4,7 +4,10 @@ using System.Globalization;
 using System.Text.Json;
 using Herd.Cli;
 
-var name = new Option<string>("--name") { Description = "Which app: several can run, each under its own name.", DefaultValueFactory = _ => "default" };
+var name = new Option<string>("--name")
+{
+    Description = "Which app: several can run, each under its own name ([A-Za-z0-9._-], at most 64). herd run names an app after its dll or program by default; the other commands take the one app running.",
+};
 
 var instances = new Option<string>("--instances", "-i") { Description = "Workers to run: a number, or max for one per CPU (the container's quota counts). Default: max." };
 var config = new Option<string>("--config") { Description = "A herd.json file; the command line overrides it." };
@@ -12,22 +15,14 @@ var command = new Argument<string[]>("command") { Description = "The server to r
 var run = new Command("run", "Run a server clustered, in the foreground.") { instances, name, config, command };
 run.SetAction(async (result, cancellationToken) =>
 {
-    try
-    {
-        var file = result.GetValue(config) is { } path ? HerdConfig.Load(path) : new HerdConfig();
-        string[] program = result.GetValue(command) is { Length: > 0 } given ? given : file.Command ?? [];
-        if (program.Length == 0) throw new ConfigException("no command to run: give one after --, or \"command\" in herd.json.");
-        int workers = result.GetValue(instances) is { } count ? HerdConfig.ParseInstances(count, "--instances")
-            : file.Instances is { } fromFile ? HerdConfig.ParseInstances(fromFile.ToString(), "instances")
-            : Environment.ProcessorCount;
-        var appName = result.GetResult(name) is { Implicit: false } ? result.GetValue(name)! : file.Name ?? result.GetValue(name)!;
-        return await RunCommand.RunAsync(appName, program, file.ToOptions(workers), cancellationToken);
-    }
-    catch (ConfigException ex)
-    {
-        Console.Error.WriteLine($"herd: {ex.Message}");
-        return 2;
-    }
+    var file = result.GetValue(config) is { } path ? HerdConfig.Load(path) : new HerdConfig();
+    string[] program = result.GetValue(command) is { Length: > 0 } given ? given : file.Command ?? [];
+    if (program.Length == 0) throw new ConfigException("no command to run: give one after --, or \"command\" in herd.json.");
+    int workers = result.GetValue(instances) is { } count ? HerdConfig.ParseInstances(count, "--instances")
+        : file.Instances is { } fromFile ? HerdConfig.ParseInstances(fromFile.ToString(), "instances")
+        : Environment.ProcessorCount;
+    var appName = result.GetValue(name) ?? file.Name ?? ControlSocket.DefaultName(program);
+    return await RunCommand.RunAsync(appName, program, file.ToOptions(workers), cancellationToken);
 });
 
 var json = new Option<bool>("--json") { Description = "Print a JSON array." };
@@ -76,16 +71,24 @@ var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing n
 var logs = new Command("logs", "Print the workers' output, each line prefixed by its worker id.") { name, follow };
 logs.SetAction(async (result, cancellationToken) =>
 {
-    await ControlSocket.StreamLogsAsync(result.GetValue(name)!, result.GetValue(follow), Console.Out, cancellationToken);
+    await using var output = Console.OpenStandardOutput();
+    try
+    {
+        await ControlSocket.StreamLogsAsync(AppName(result), result.GetValue(follow), output, cancellationToken);
+    }
+    catch (IOException)
+    {
+        // our reader left (herd logs -f | head): done
+    }
     return 0;
 });
 
 var once = new Option<bool>("--once") { Description = "Draw one frame and exit." };
 var monit = new Command("monit", "A live view of the workers: state, requests, CPU and memory, refreshed every second.") { name, once };
-monit.SetAction((result, cancellationToken) => MonitCommand.RunAsync(result.GetValue(name)!, result.GetValue(once), cancellationToken));
+monit.SetAction((result, cancellationToken) => MonitCommand.RunAsync(AppName(result), result.GetValue(once), cancellationToken));
 
-// A command for a running app: a clear line, not a stack trace, when there is none.
-foreach (var client in new[] { ls, logs, monit, reload, restart, stop, scale })
+// A clear line, not a stack trace: for input herd cannot use (exit 2), and for an app that is not running, or already is (exit 1).
+foreach (var client in new[] { run, ls, logs, monit, reload, restart, stop, scale })
 {
     var action = client.Action!;
     client.SetAction(async (result, cancellationToken) =>
@@ -93,6 +96,11 @@ foreach (var client in new[] { ls, logs, monit, reload, restart, stop, scale })
         try
         {
             return await ((System.CommandLine.Invocation.AsynchronousCommandLineAction)action).InvokeAsync(result, cancellationToken);
+        }
+        catch (ConfigException ex)
+        {
+            Console.Error.WriteLine($"herd: {ex.Message}");
+            return 2;
         }
         catch (InvalidOperationException ex)
         {
@@ -107,10 +115,13 @@ return await root.Parse(args).InvokeAsync();
 
 async Task<ControlResponse> Send(ParseResult result, ControlRequest request, CancellationToken cancellationToken)
 {
-    var response = await ControlSocket.SendAsync(result.GetValue(name)!, request, cancellationToken);
+    var response = await ControlSocket.SendAsync(AppName(result), request, cancellationToken);
     if (!response.Ok) Console.Error.WriteLine($"herd: {response.Error}");
     return response;
 }
 
 async Task<int> Act(ParseResult result, ControlRequest request, CancellationToken cancellationToken) =>
     (await Send(result, request, cancellationToken)).Ok ? 0 : 1;
+
+// --name, or the one app running.
+string AppName(ParseResult result) => result.GetValue(name) ?? ControlSocket.TheOneRunning();

@@ -15,19 +15,22 @@ internal sealed class RunCommand
 
     private readonly Supervisor _supervisor;
     private readonly SystemdNotifier _systemd = new();
-    private readonly WorkerLogs _logs = new();
+    private readonly WorkerLogs _logs;
     private readonly ClusterPrimary _primary;
     private readonly TaskCompletionSource<int> _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    private RunCommand(ClusterPrimary primary, Supervisor supervisor)
+    private RunCommand(ClusterPrimary primary, Supervisor supervisor, WorkerLogs logs)
     {
         _primary = primary;
         _supervisor = supervisor;
+        _logs = logs;
     }
 
     public static async Task<int> RunAsync(string name, string[] command, SupervisorOptions options, CancellationToken cancellationToken)
     {
         if (Init.IsNeeded) return Init.Run();
+        var path = ControlSocket.PathFor(name);
+        await using var logs = new WorkerLogs(); // the first in, the last out: it writes what everything else printed
         var hook = Path.Combine(AppContext.BaseDirectory, "Herd.StartupHook.dll");
         var hooks = Environment.GetEnvironmentVariable(StartupHooks);
         var primary = new ClusterPrimary(new ClusterSettings
@@ -39,9 +42,8 @@ internal sealed class RunCommand
         });
         await using var supervisor = new Supervisor(primary, options);
         primary.AdoptSystemdSockets();
-        var run = new RunCommand(primary, supervisor);
-        primary.Forked += run._logs.Attach;
-        var path = ControlSocket.PathFor(name);
+        var run = new RunCommand(primary, supervisor, logs);
+        primary.Forked += logs.Attach;
         using var control = ControlSocket.Listen(path);
         try
         {
@@ -171,8 +173,8 @@ internal sealed class RunCommand
         var watch = follow ? WatchForHangUpAsync(connection, gone) : Task.CompletedTask;
         try
         {
-            await foreach (var line in _logs.ReadAsync(follow, gone.Token))
-                await connection.SendAsync(System.Text.Encoding.UTF8.GetBytes(line + "\n"), gone.Token);
+            await foreach (var lines in _logs.ReadAsync(follow, gone.Token))
+                await connection.SendAsync(System.Text.Encoding.UTF8.GetBytes(lines), gone.Token);
         }
         catch (Exception ex) when (ex is SocketException or OperationCanceledException)
         {

@@ -37,7 +37,7 @@ namespace Herd.TestWorker
             Fuzz.Arm();
             var endPoint = Flag(args, "--unix") is { } path
                 ? (EndPoint)new UnixDomainSocketEndPoint(path)
-                : new IPEndPoint(IPAddress.Parse(Flag(args, "--host") ?? "127.0.0.1"), int.Parse(Flag(args, "--port") ?? "0", System.Globalization.CultureInfo.InvariantCulture));
+                : new IPEndPoint(IPAddress.Parse(Flag(args, "--host") ?? "127.0.0.1"), int.Parse(PortFlag(args), System.Globalization.CultureInfo.InvariantCulture));
             var options = new ListenOptions { Exclusive = args.Contains("--exclusive"), ReusePort = args.Contains("--reuseport") };
             if (Environment.GetEnvironmentVariable("HERD_TEST_NEVER_READY") == "1") Cluster.Worker.DeferReady();
             ClusterListener listener;
@@ -107,6 +107,7 @@ namespace Herd.TestWorker
                 {
                     break;
                 }
+                Print(Environment.GetEnvironmentVariable("HERD_TEST_PRINT"));
                 lock (connections) connections.Add(EchoAsync(connection));
             }
             Task[] open;
@@ -131,6 +132,17 @@ namespace Herd.TestWorker
                 // the client reset: nothing to finish
             }
         }
+
+        // HERD_TEST_PRINT=count:size: each connection first makes the worker print count numbered lines of size bytes.
+        private static void Print(string? spec)
+        {
+            if (spec?.Split(':') is not [var count, var size]) return;
+            var padding = new string('x', int.Parse(size, System.Globalization.CultureInfo.InvariantCulture));
+            for (int i = 1; i <= int.Parse(count, System.Globalization.CultureInfo.InvariantCulture); i++) Console.Out.WriteLine($"line {i} {padding}");
+        }
+
+        // --port N, or --port-file PATH: the port in that file, read at start (an app whose port changes across a reload).
+        private static string PortFlag(string[] args) => Flag(args, "--port-file") is { } file ? File.ReadAllText(file).Trim() : Flag(args, "--port") ?? "0";
 
         // What a process this worker starts is born with: ls -l of its own /proc/self/fd (ls's handle on that folder included).
         private static string[] GrandchildFds()

@@ -307,7 +307,7 @@ public sealed class CliTests
         Assert.Single(await herd.LsAsync()); // and the app is none the worse
     }
 
-    /// <summary>A `herd run` of PlainWebApp in the background, stopped and cleaned up on dispose.</summary>
+    /// <summary>A `herd run` of PlainWebApp (or of another command) in the background, stopped and cleaned up on dispose.</summary>
     internal sealed class HerdRun : IAsyncDisposable
     {
         private readonly Process _process;
@@ -316,17 +316,17 @@ public sealed class CliTests
         private readonly TaskCompletionSource _running = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private string? _config;
 
-        // launcher runs herd (setsid, unshare...); shell, when given, runs before the app in the worker's sh -c.
-        private HerdRun(string name, int port, string[]? launcher = null, string? shell = null)
+        // launcher runs herd (setsid, unshare...); command is the workers' (by default PlainWebApp on port).
+        private HerdRun(string name, int port, string[]? launcher, string[]? command)
         {
             Name = name;
+            Port = port;
             Uri = new Uri($"http://127.0.0.1:{port}/pid");
             _http.DefaultRequestHeaders.ConnectionClose = true;
-            string[] app = ["dotnet", TestCluster.PlainWebAppDll, "--urls", $"http://127.0.0.1:{port}"];
-            string[] command = [.. launcher ?? [], "dotnet", TestCluster.HerdCliDll, "run", "-i", "0", "--name", name, "--",
-                .. shell is null ? app : ["sh", "-c", $"{shell} exec {string.Join(' ', app)}"]];
-            var start = new ProcessStartInfo(command[0]) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-            foreach (var arg in command[1..]) start.ArgumentList.Add(arg);
+            string[] args = [.. launcher ?? [], "dotnet", TestCluster.HerdCliDll, "run", "-i", "0", "--name", name, "--",
+                .. command ?? ["dotnet", TestCluster.PlainWebAppDll, "--urls", $"http://127.0.0.1:{port}"]];
+            var start = new ProcessStartInfo(args[0]) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+            foreach (var arg in args[1..]) start.ArgumentList.Add(arg);
             start.Environment.Remove("XDG_RUNTIME_DIR");
             _process = new Process { StartInfo = start };
             _process.ErrorDataReceived += (_, e) =>
@@ -339,6 +339,9 @@ public sealed class CliTests
         }
 
         public string Name { get; }
+
+        /// <summary>The port PlainWebApp serves; free for another command to use.</summary>
+        public int Port { get; }
 
         public Uri Uri { get; }
 
@@ -356,16 +359,25 @@ public sealed class CliTests
         public static async Task<HerdRun> StartAsync(int workers, params (string Name, string Value)[] environment) =>
             await StartAsync(workers, null, environment);
 
-        public static async Task<HerdRun> StartAsync(int workers, string? config, params (string Name, string Value)[] environment)
+        public static Task<HerdRun> StartAsync(int workers, string? config, params (string Name, string Value)[] environment) =>
+            StartAsync(workers, config, command: null, environment);
+
+        /// <summary>Runs <paramref name="command"/> (by default PlainWebApp on <see cref="Port"/>) and waits until herd says it runs.</summary>
+        public static async Task<HerdRun> StartAsync(int workers, string? config, Func<int, string[]>? command, params (string Name, string Value)[] environment)
         {
-            var run = new HerdRun("test-" + Guid.NewGuid().ToString("N")[..8], Ports.Free());
+            int port = Ports.Free();
+            var run = new HerdRun("test-" + Guid.NewGuid().ToString("N")[..8], port, launcher: null, command?.Invoke(port));
             foreach (var (name, value) in environment) run._process.StartInfo.Environment[name] = value;
             return await run.StartAsync(workers, config);
         }
 
         /// <summary>Starts herd through <paramref name="launcher"/>, its workers as <c>sh -c '<paramref name="shell"/> exec dotnet PlainWebApp.dll ...'</c>.</summary>
-        public static Task<HerdRun> StartAsync(int workers, string[] launcher, string? shell, string? config = null) =>
-            new HerdRun("test-" + Guid.NewGuid().ToString("N")[..8], Ports.Free(), launcher, shell).StartAsync(workers, config);
+        public static Task<HerdRun> StartAsync(int workers, string[] launcher, string? shell, string? config = null)
+        {
+            int port = Ports.Free();
+            string[]? command = shell is null ? null : ["sh", "-c", $"{shell} exec dotnet {TestCluster.PlainWebAppDll} --urls http://127.0.0.1:{port}"];
+            return new HerdRun("test-" + Guid.NewGuid().ToString("N")[..8], port, launcher, command).StartAsync(workers, config);
+        }
 
         private async Task<HerdRun> StartAsync(int workers, string? config)
         {

@@ -20,6 +20,9 @@ internal sealed class TestCluster : IAsyncDisposable
     /// <summary>samples/PlainWebApp, an app that knows nothing of Herd.</summary>
     public static string PlainWebAppDll { get; } = Built("PlainWebAppDll");
 
+    /// <summary>tests/Herd.TestWebApp, a web app that calls UseHerd() itself.</summary>
+    public static string TestWebAppDll { get; } = Built("TestWebAppDll");
+
     /// <summary>The herd command line tool.</summary>
     public static string HerdCliDll { get; } = Built("HerdCliDll");
 

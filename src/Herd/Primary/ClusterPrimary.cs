@@ -174,32 +174,24 @@ public sealed class ClusterPrimary : IAsyncDisposable
     }
 
     /// <summary>
-    /// While held, a server whose last worker leaves stays open and its connections wait for the next worker: the
-    /// supervisor holds them while it runs, so a cluster whose every worker dies at once refuses nobody.
+    /// While held, a server whose workers die stays open and its connections wait for their replacements: the
+    /// supervisor holds them while it runs, so a cluster whose every worker dies at once refuses nobody. A server its
+    /// workers let go of gracefully (closed, disconnected), or whose replacements became ready elsewhere, closes.
     /// </summary>
     internal void HoldServers(bool hold)
     {
         lock (_gate)
         {
             _holdServers = hold;
-            foreach (var (key, handle) in _handles.ToList())
-            {
-                handle.Held = hold;
-                if (!hold && handle.CloseIfIdle()) _handles.Remove(key);
-            }
+            foreach (var handle in _handles.Values) handle.Held = hold;
+            if (!hold) UpdateHandles(handle => handle.CloseIfIdle());
         }
     }
 
     /// <summary>The supervisor scaled a slot away: its reuse-port sockets close once its workers have let go of them.</summary>
     internal void RetireSlot(int slot)
     {
-        lock (_gate)
-        {
-            foreach (var (key, handle) in _handles.ToList())
-            {
-                if (handle.RetireSlot(slot)) _handles.Remove(key);
-            }
-        }
+        lock (_gate) UpdateHandles(handle => handle.RetireSlot(slot));
     }
 
     internal void BeginDisconnect(Worker worker)
@@ -291,11 +283,14 @@ public sealed class ClusterPrimary : IAsyncDisposable
     }
 
     // Under _gate.
-    private void RemoveHandlesFor(Worker worker, bool gone)
+    private void RemoveHandlesFor(Worker worker, bool gone) => UpdateHandles(handle => gone ? handle.WorkerGone(worker) : handle.Remove(worker));
+
+    // Under _gate: tells every handle, and forgets those that closed.
+    private void UpdateHandles(Func<ServerHandle, bool> closed)
     {
         foreach (var (key, handle) in _handles.ToList())
         {
-            if (gone ? handle.WorkerGone(worker) : handle.Remove(worker)) _handles.Remove(key);
+            if (closed(handle)) _handles.Remove(key);
         }
     }
 
@@ -368,6 +363,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
                 break;
             case Acts.Ready:
                 worker.LastHeartbeat = System.Diagnostics.Stopwatch.GetTimestamp();
+                lock (_gate) UpdateHandles(handle => handle.WorkerReady(worker)); // a server its slot's replacement did not come back to closes
                 worker.SetReady();
                 break;
             case Acts.Signal:

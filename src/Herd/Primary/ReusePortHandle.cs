@@ -9,18 +9,19 @@ namespace Herd.Primary;
 /// Reuse-port mode (<see cref="ListenOptions.ReusePort"/>; Node has none): the primary binds one SO_REUSEPORT socket per
 /// worker slot, all on one port, and gives each worker its slot's socket as a shared handle gives its one; the worker
 /// accepts on it itself and the kernel spreads connections over the slots. The primary keeps its copy, so while servers
-/// are held a slot whose worker dies keeps its queued connections, and the kernel keeps queueing there, for the
-/// replacement in that slot: with sockets of the workers' own, the kernel would reset them.
+/// are held (<see cref="ServerHandle.Held"/>) a slot whose worker dies keeps its queued connections, and the kernel
+/// keeps queueing there, for the replacement in that slot: with sockets of the workers' own, the kernel would reset them.
 /// </summary>
 /// <remarks>
-/// A slot's socket closes when the slot is retired (scaled away) or, with servers not held, when no worker of the slot
-/// is left; that resets what is queued in it, unless net.ipv4.tcp_migrate_req=1 moves it to another slot's socket.
+/// A slot's socket closes once no worker of the slot is left and none is awaited: its last worker let go gracefully, or
+/// died with servers not held, or the slot was retired (scaled away), or its replacement became ready without it. That
+/// resets what is queued in it, unless net.ipv4.tcp_migrate_req=1 moves it to another slot's socket.
 /// </remarks>
 internal sealed class ReusePortHandle(string key, int id, AddressKey address, int backlog) : ServerHandle(key, id)
 {
     private readonly Lock _gate = new();
     private readonly Dictionary<int, Slot> _slots = [];
-    private readonly HashSet<int> _retired = [];
+    private readonly HashSet<int> _awaited = []; // slots whose worker died holding their socket
     private EndPoint _endPoint = address.ToEndPoint(); // port 0 until the first slot has bound: then that slot's port
 
     // No slot open: the first bind failed (the key is forgotten so a later query can retry), or every slot has closed.
@@ -50,40 +51,48 @@ internal sealed class ReusePortHandle(string key, int id, AddressKey address, in
                 }
                 _slots[worker.Slot] = slot;
             }
-            _retired.Remove(worker.Slot); // a worker came back to it after all
+            _awaited.Remove(worker.Slot);
             slot.Workers.Add(worker);
             reply.Shared = true;
             worker.Channel.SendInternal(reply, slot.Socket.SafeHandle);
         }
     }
 
-    public override bool Remove(Worker worker)
-    {
-        lock (_gate)
-        {
-            if (_slots.TryGetValue(worker.Slot, out var slot) && slot.Workers.Remove(worker)) CloseIfLeft(worker.Slot);
-            return _slots.Count == 0;
-        }
-    }
+    public override bool Remove(Worker worker) => Leave(worker, died: false);
 
-    public override bool RetireSlot(int slot)
-    {
-        lock (_gate)
-        {
-            if (_slots.ContainsKey(slot))
-            {
-                _retired.Add(slot);
-                CloseIfLeft(slot);
-            }
-            return _slots.Count == 0;
-        }
-    }
+    public override bool WorkerGone(Worker worker) => Leave(worker, died: true);
+
+    public override bool RetireSlot(int slot) => Await(slot, false);
+
+    public override bool WorkerReady(Worker worker) => Await(worker.Slot, false);
 
     public override bool CloseIfIdle()
     {
         lock (_gate)
         {
+            _awaited.Clear();
             foreach (int slot in _slots.Keys.ToList()) CloseIfLeft(slot);
+            return _slots.Count == 0;
+        }
+    }
+
+    private bool Leave(Worker worker, bool died)
+    {
+        lock (_gate)
+        {
+            if (!_slots.TryGetValue(worker.Slot, out var slot) || !slot.Workers.Remove(worker)) return _slots.Count == 0;
+        }
+        return Await(worker.Slot, died && Held);
+    }
+
+    // Whether a replacement is coming to the slot; the slot's socket closes once none is and no worker has it.
+    private bool Await(int slot, bool coming)
+    {
+        lock (_gate)
+        {
+            if (coming) _awaited.Add(slot);
+            else _awaited.Remove(slot);
+            if (_slots.ContainsKey(slot)) CloseIfLeft(slot);
             return _slots.Count == 0;
         }
     }
@@ -107,14 +116,13 @@ internal sealed class ReusePortHandle(string key, int id, AddressKey address, in
         return socket;
     }
 
-    // Under _gate. A held slot stays open with no worker: the kernel keeps queueing its connections for the next.
+    // Under _gate. An awaited slot stays open with no worker: the kernel keeps queueing its connections for the replacement.
     private void CloseIfLeft(int number)
     {
         var slot = _slots[number];
-        if (slot.Workers.Count > 0 || (Held && !_retired.Contains(number))) return;
+        if (slot.Workers.Count > 0 || _awaited.Contains(number)) return;
         slot.Socket.Dispose();
         _slots.Remove(number);
-        _retired.Remove(number);
     }
 
     private sealed class Slot(Socket socket)

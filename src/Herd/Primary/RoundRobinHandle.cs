@@ -30,6 +30,7 @@ internal sealed class RoundRobinHandle : ServerHandle
     private readonly bool _leastBusy;
     private readonly Lock _gate = new();
     private readonly List<Member> _members = [];
+    private readonly HashSet<int> _awaited = []; // slots whose worker died holding the handle: their replacements are coming
     private readonly Queue<SafeFdHandle> _retry = new();
     private readonly Queue<SafeFdHandle> _pending = new();
     private readonly Dictionary<uint, InFlight> _inFlight = [];
@@ -90,6 +91,7 @@ internal sealed class RoundRobinHandle : ServerHandle
         {
             // A newcomer starts level with the least-served worker rather than owed everything it missed.
             _members.Add(new Member(worker) { Dispatched = _members.Count == 0 ? 0 : _members.Min(m => m.Dispatched) });
+            _awaited.Remove(worker.Slot);
             Pump();
         }
     }
@@ -99,7 +101,7 @@ internal sealed class RoundRobinHandle : ServerHandle
         lock (_gate)
         {
             var member = _members.Find(m => m.Worker == worker);
-            if (member is not null) Deactivate(member);
+            if (member is not null) Deactivate(member, died: false);
             return _closed;
         }
     }
@@ -109,7 +111,7 @@ internal sealed class RoundRobinHandle : ServerHandle
         lock (_gate)
         {
             var member = _members.Find(m => m.Worker == worker);
-            if (member is not null) Deactivate(member);
+            if (member is not null) Deactivate(member, died: true);
             RequeueHeldBy(worker);
             Pump();
             RetireIfDone();
@@ -135,7 +137,7 @@ internal sealed class RoundRobinHandle : ServerHandle
             {
                 // The worker no longer has this server (it is closing); the connection goes to another.
                 Requeue(entry.Connection);
-                Deactivate(entry.Member);
+                Deactivate(entry.Member, died: false);
             }
             Pump();
             RetireIfDone();
@@ -244,7 +246,7 @@ internal sealed class RoundRobinHandle : ServerHandle
                 // The channel closed under us: this worker is gone, and so is anything it held but never took.
                 _inFlight.Remove(id);
                 Requeue(connection);
-                Deactivate(member);
+                Deactivate(member, died: true);
                 RequeueHeldBy(member.Worker);
             }
         }
@@ -296,24 +298,43 @@ internal sealed class RoundRobinHandle : ServerHandle
         _counters.Retried();
     }
 
-    // Under _gate. The last worker to leave closes the listener and refuses what is queued, as in Node.
-    private void Deactivate(Member member)
+    // Under _gate. The last worker to leave closes the listener and refuses what is queued, as in Node, unless a
+    // replacement is awaited: one that died while held leaves its slot awaited.
+    private void Deactivate(Member member, bool died)
     {
         int index = _members.IndexOf(member);
         if (index < 0) return;
         _members.RemoveAt(index);
         if (index < _next) _next--;
-        if (_members.Count == 0 && !Held) CloseListener();
+        if (died && Held) _awaited.Add(member.Worker.Slot);
+        CloseIfUnused();
+    }
+
+    public override bool WorkerReady(Worker worker)
+    {
+        lock (_gate)
+        {
+            if (_awaited.Remove(worker.Slot)) CloseIfUnused();
+            RetireIfDone();
+            return _closed;
+        }
     }
 
     public override bool CloseIfIdle()
     {
         lock (_gate)
         {
-            if (_members.Count == 0) CloseListener();
+            _awaited.Clear();
+            CloseIfUnused();
             RetireIfDone();
             return _closed;
         }
+    }
+
+    // Under _gate.
+    private void CloseIfUnused()
+    {
+        if (_members.Count == 0 && _awaited.Count == 0) CloseListener();
     }
 
     private void CloseListener()

@@ -14,21 +14,29 @@ internal abstract class ServerHandle(string key, int id)
     public abstract void Add(Worker worker, InternalMessage reply);
 
     /// <summary>
-    /// While true, the handle stays open with no worker left: a supervisor is about to bring one, and connections
-    /// wait for it rather than being refused. Set and cleared by the primary, under its lock.
+    /// While true (a supervisor runs), a worker that dies holding the handle leaves its slot awaited: the handle stays
+    /// open with no worker left, and connections wait for the replacement rather than being refused. A worker that lets
+    /// go gracefully (its server closed, or it disconnected) leaves nothing awaited, and the handle closes with its last
+    /// worker, as in Node. Set and cleared by the primary, under its lock.
     /// </summary>
     public bool Held { get; set; }
 
-    /// <summary>Stops giving the worker anything; true when no worker is left and the handle has closed.</summary>
+    /// <summary>The worker let go gracefully; true when no worker is left, none is awaited, and the handle has closed.</summary>
     public abstract bool Remove(Worker worker);
 
-    /// <summary>Closes the handle if no worker is left (it was held); true when it has closed.</summary>
+    /// <summary>Nothing is awaited any more (the supervisor stopped): closes the handle if no worker is left; true when it has closed.</summary>
     public abstract bool CloseIfIdle();
 
-    /// <summary>The worker's channel is gone: whatever it held but never took goes to the others.</summary>
-    public virtual bool WorkerGone(Worker worker) => Remove(worker);
+    /// <summary>The worker's channel is gone (it died, unless it had let go already): its slot is awaited while <see cref="Held"/>.</summary>
+    public abstract bool WorkerGone(Worker worker);
 
-    /// <summary>No worker will come back to this slot, held or not; true when the handle has closed.</summary>
+    /// <summary>
+    /// A worker is ready: if its slot was awaited and it did not come back to this handle (a replacement listening
+    /// elsewhere), nobody is coming for it. True when the handle has closed.
+    /// </summary>
+    public abstract bool WorkerReady(Worker worker);
+
+    /// <summary>No worker will come back to this slot, awaited or not; true when the handle has closed.</summary>
     public virtual bool RetireSlot(int slot) => false;
 
     /// <summary>Binding failed; the reply carried the error and the key should be forgotten, so a later query can retry.</summary>

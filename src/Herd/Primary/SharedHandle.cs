@@ -12,6 +12,7 @@ internal sealed class SharedHandle : ServerHandle
 {
     private readonly Lock _gate = new();
     private readonly HashSet<Worker> _workers = [];
+    private readonly HashSet<int> _awaited = []; // slots whose worker died holding the socket
     private readonly Socket? _socket;
     private readonly SocketError _error;
 
@@ -38,26 +39,39 @@ internal sealed class SharedHandle : ServerHandle
             worker.Channel.SendInternal(reply);
             return;
         }
-        lock (_gate) _workers.Add(worker);
+        lock (_gate)
+        {
+            _workers.Add(worker);
+            _awaited.Remove(worker.Slot);
+        }
         reply.Shared = true;
         worker.Channel.SendInternal(reply, _socket.SafeHandle);
     }
 
-    public override bool Remove(Worker worker)
-    {
-        lock (_gate)
-        {
-            if (!_workers.Remove(worker)) return false;
-        }
-        return CloseIfIdle();
-    }
+    public override bool Remove(Worker worker) => Update(() => _workers.Remove(worker));
 
-    // A held socket stays open in the primary, so the kernel keeps queueing its connections for the next worker.
-    public override bool CloseIfIdle()
+    public override bool WorkerGone(Worker worker) => Update(() =>
+    {
+        if (!_workers.Remove(worker)) return false;
+        if (Held) _awaited.Add(worker.Slot);
+        return true;
+    });
+
+    public override bool WorkerReady(Worker worker) => Update(() => _awaited.Remove(worker.Slot));
+
+    public override bool CloseIfIdle() => Update(() =>
+    {
+        _awaited.Clear();
+        return true;
+    });
+
+    // Under _gate, a change; if it changed anything, the socket closes once no worker has it and none is awaited. An
+    // awaited socket stays open in the primary, so the kernel keeps queueing its connections for the replacement.
+    private bool Update(Func<bool> change)
     {
         lock (_gate)
         {
-            if (_workers.Count > 0 || Held) return false;
+            if (!change() || _workers.Count > 0 || _awaited.Count > 0) return false;
         }
         Close();
         return true;
