@@ -21,6 +21,7 @@ internal sealed class RunCommand
     private readonly System.Collections.Concurrent.ConcurrentDictionary<int, DateTime> _forkedAt = new();
     private readonly List<Task> _answering = [];
     private string? _bindFailure;
+    private volatile bool _started;
 
     private RunCommand(ClusterPrimary primary, Supervisor supervisor)
     {
@@ -60,7 +61,10 @@ internal sealed class RunCommand
                 Console.Error.WriteLine($"herd: worker {worker.Id} (pid {worker.Process.Id}) answered no heartbeat for {silent.TotalSeconds:0.#} s; killed");
             supervisor.Recycling += (worker, reason) => Console.Error.WriteLine($"herd: recycling worker {worker.Id} (pid {worker.Process.Id}): {reason}");
             supervisor.Restarting += (worker, exit, delay) =>
-                Console.Error.WriteLine($"herd: worker {worker.Id} (pid {worker.Process.Id}) died ({exit}); restarting in {delay.TotalMilliseconds:0} ms");
+            {
+                // At start a death ends the run (below), whatever the supervisor would do next.
+                if (run._started) Console.Error.WriteLine($"herd: worker {worker.Id} (pid {worker.Process.Id}) died ({exit}); restarting in {delay.TotalMilliseconds:0} ms");
+            };
             using var signals = run.HandleSignals();
             _ = run.ServeControlAsync(control);
             var starting = supervisor.StartAsync(cancellationToken);
@@ -77,6 +81,7 @@ internal sealed class RunCommand
                     await run.StopAsync(control, supervisor);
                     return run._bindFailure is not null ? 1 : ExitCodeOf(ex.Exit);
                 }
+                run._started = true;
                 var status = $"{name} running, {options.Workers} worker(s), pids {string.Join(' ', supervisor.Workers.Select(w => w.Process.Id))}";
                 Console.Error.WriteLine($"herd: {status}");
                 run._systemd.Ready(status);
