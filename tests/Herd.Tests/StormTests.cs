@@ -118,7 +118,7 @@ public sealed class StormTests(ITestOutputHelper output)
                         break;
                 }
             }
-            await Task.WhenAll(pending).WaitAsync(TestCluster.Timeout + TestCluster.Timeout);
+            await Task.WhenAll(pending).WaitAsync(TimeSpan.FromMinutes(3));
             foreach (var (pid, what) in disturbed.Where(d => d.Value == "stopped")) Native.Fd.Kill(pid, (int)UnixSignal.SIGCONT);
 
             // Settle: one last absolute scale, queued behind whatever the storm left under way.
@@ -174,8 +174,26 @@ public sealed class StormTests(ITestOutputHelper output)
         await Cli(["restart", id.ToString(CultureInfo.InvariantCulture), "--name", name]);
     }
 
-    private static Task<(int Code, string Output)> Cli(string[] args) =>
-        Programs.RunAsync(["dotnet", TestCluster.HerdCliDll, .. args], start => start.Environment.Remove("XDG_RUNTIME_DIR"));
+    // A herd command; operations queue behind each other (a reload whose new worker was SIGSTOPped waits out its ready
+    // timeout), so one may take longer than a test's usual timeout without anything being stuck.
+    private static async Task<(int Code, string Output)> Cli(string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var arg in (string[])[TestCluster.HerdCliDll, .. args]) start.ArgumentList.Add(arg);
+        start.Environment.Remove("XDG_RUNTIME_DIR");
+        using var process = Process.Start(start)!;
+        try
+        {
+            var output = process.StandardOutput.ReadToEndAsync();
+            var errors = process.StandardError.ReadToEndAsync();
+            await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(3));
+            return (process.ExitCode, await output + await errors);
+        }
+        finally
+        {
+            if (!process.HasExited) process.Kill(entireProcessTree: true);
+        }
+    }
 
     private static async Task<List<JsonElement>> LsAsync(string name)
     {

@@ -259,6 +259,7 @@ public sealed partial class Supervisor : IAsyncDisposable
                     operation.Cancel();
                     operation.Fail(ex);
                 }
+                _target = _slots.Count; // the transition stops where it got to
             }
             CheckInvariants();
             Publish();

@@ -6,7 +6,7 @@ public sealed record SupervisorOptions
     /// <summary>How many workers to keep running.</summary>
     public int Workers { get; init; } = Environment.ProcessorCount;
 
-    /// <summary>The first restart's delay; each restart of an unstable worker doubles it (PM2's exponential backoff).</summary>
+    /// <summary>The first restart's delay; each restart in the same slot doubles it (PM2's exponential backoff, kept per slot).</summary>
     public TimeSpan RestartDelay { get; init; } = TimeSpan.FromMilliseconds(100);
 
     /// <summary>The longest delay between restarts.</summary>
@@ -15,10 +15,13 @@ public sealed record SupervisorOptions
     /// <summary>A worker that dies sooner than this after starting was unstable (PM2's min_uptime).</summary>
     public TimeSpan MinUptime { get; init; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>Unstable restarts in a row after which the supervisor stops restarting and is errored (PM2's max_restarts).</summary>
+    /// <summary>
+    /// Unstable restarts in a row after which a slot is errored and no longer restarted (PM2's max_restarts); the
+    /// supervisor is errored once every slot is.
+    /// </summary>
     public int MaxRestarts { get; init; } = 15;
 
-    /// <summary>Once a worker has run this long, the backoff and the unstable count start over.</summary>
+    /// <summary>Once a worker has run this long, its slot's backoff and unstable count start over.</summary>
     public TimeSpan StableAfter { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>How long a new worker may take to become ready before a start or reload gives up on it.</summary>
