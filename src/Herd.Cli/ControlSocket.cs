@@ -6,15 +6,47 @@ using System.Text.RegularExpressions;
 
 namespace Herd.Cli;
 
-/// <summary>One request to a running primary, and its answer.</summary>
-internal sealed record ControlRequest(string Command, int? Count = null, string? Sign = null);
+/// <summary>
+/// One request to a running primary: one type per command, told apart on the wire by <c>"command"</c>
+/// (<c>{"command":"scale","count":2,"relative":true}</c>). A line that is not one of these gets an error answer.
+/// </summary>
+[JsonPolymorphic(TypeDiscriminatorPropertyName = "command", UnknownDerivedTypeHandling = JsonUnknownDerivedTypeHandling.FailSerialization)]
+[JsonDerivedType(typeof(LsRequest), "ls")]
+[JsonDerivedType(typeof(ReloadRequest), "reload")]
+[JsonDerivedType(typeof(RestartRequest), "restart")]
+[JsonDerivedType(typeof(ScaleRequest), "scale")]
+[JsonDerivedType(typeof(StopRequest), "stop")]
+[JsonDerivedType(typeof(LogsRequest), "logs")]
+internal abstract record ControlRequest;
 
-internal sealed record ControlResponse(bool Ok, string? Error = null, WorkerInfo[]? Workers = null);
+/// <summary><c>herd ls</c>: the workers and slots.</summary>
+internal sealed record LsRequest : ControlRequest;
 
-/// <summary>A row of <c>herd ls</c>.</summary>
+/// <summary><c>herd reload</c>: replace every worker.</summary>
+internal sealed record ReloadRequest : ControlRequest;
+
+/// <summary><c>herd restart ID</c>: replace the worker with that id.</summary>
+internal sealed record RestartRequest(int Id) : ControlRequest;
+
+/// <summary><c>herd scale N</c> (<paramref name="Count"/> workers, at least 0) or <c>herd scale +N/-N</c> (<paramref name="Relative"/>: that many more or fewer).</summary>
+internal sealed record ScaleRequest(int Count, bool Relative = false) : ControlRequest;
+
+/// <summary><c>herd stop</c>: answered, then the app stops.</summary>
+internal sealed record StopRequest : ControlRequest;
+
+/// <summary><c>herd logs</c>: the latest lines, then, when following, every new one.</summary>
+internal sealed record LogsRequest(bool Follow = false) : ControlRequest;
+
+internal sealed record ControlResponse(bool Ok, string? Error = null, WorkerInfo[]? Workers = null, SlotInfo[]? Slots = null, string? LastReloadFailure = null);
+
+/// <summary>A row of <c>herd ls</c>; <paramref name="Restarts"/> counts its slot's restarts.</summary>
 internal sealed record WorkerInfo(int Id, int Slot, int Pid, string State, double UptimeSeconds, int Restarts, long Requests, long Connections, double CpuSeconds, long MemoryBytes);
 
-[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+/// <summary>A slot of <c>herd ls</c> with no worker: waiting out a restart's backoff, or errored.</summary>
+internal sealed record SlotInfo(int Slot, string State, int Restarts, string? LastExit);
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    RespectRequiredConstructorParameters = true, AllowOutOfOrderMetadataProperties = true, UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow)]
 [JsonSerializable(typeof(ControlRequest))]
 [JsonSerializable(typeof(ControlResponse))]
 [JsonSerializable(typeof(WorkerInfo[]))]
@@ -166,7 +198,7 @@ internal static partial class ControlSocket
     public static async Task StreamLogsAsync(string name, bool follow, Stream output, CancellationToken cancellationToken)
     {
         using var socket = Connect(name);
-        await WriteAsync(socket, new ControlRequest("logs", follow ? 1 : 0), ControlJson.Default.ControlRequest).ConfigureAwait(false);
+        await WriteAsync(socket, new LogsRequest(follow), ControlJson.Default.ControlRequest).ConfigureAwait(false);
         await using var input = new NetworkStream(socket);
         await input.CopyToAsync(output, cancellationToken).ConfigureAwait(false);
     }

@@ -12,6 +12,7 @@ internal sealed record HerdConfig
 {
     public string? Name { get; init; }
     public JsonElement? Instances { get; init; }
+    public int? MaxInstances { get; init; }
     public string[]? Command { get; init; }
     public int? KillTimeout { get; init; }
     public int? ReadyTimeout { get; init; }
@@ -65,6 +66,7 @@ internal sealed record HerdConfig
             StableAfter = Millis(StableAfter, defaults.StableAfter),
             MaxRestarts = MaxRestarts ?? defaults.MaxRestarts,
             ReloadBatchSize = ReloadBatchSize ?? defaults.ReloadBatchSize,
+            MaxWorkers = MaxInstances ?? defaults.MaxWorkers,
             HeartbeatInterval = Millis(HeartbeatInterval, defaults.HeartbeatInterval),
             HeartbeatTimeout = Millis(HeartbeatTimeout, defaults.HeartbeatTimeout),
             MaxRequests = MaxRequests ?? defaults.MaxRequests,
@@ -79,7 +81,8 @@ internal sealed record HerdConfig
         }
         catch (ArgumentOutOfRangeException ex)
         {
-            throw new ConfigException($"{JsonNamingPolicy.CamelCase.ConvertName(ex.ParamName!)}: {ex.Message.Split(" (Parameter", 2)[0]}");
+            var key = ex.ParamName switch { nameof(SupervisorOptions.Workers) => "instances", nameof(SupervisorOptions.MaxWorkers) => "maxInstances", var name => JsonNamingPolicy.CamelCase.ConvertName(name!) };
+            throw new ConfigException($"{key}: {ex.Message.Split(" (Parameter", 2)[0]}");
         }
         return options;
     }

@@ -34,7 +34,7 @@ internal static class MonitCommand
 
     private static async Task<Table> DrawAsync(string name, CancellationToken cancellationToken)
     {
-        var response = await ControlSocket.SendAsync(name, new ControlRequest("ls"), cancellationToken);
+        var response = await ControlSocket.SendAsync(name, new LsRequest(), cancellationToken);
         var table = new Table().Title($"herd: {Markup.Escape(name)}  {DateTime.Now:HH:mm:ss}").Border(TableBorder.Rounded);
         foreach (var column in new[] { "id", "slot", "pid", "state", "uptime", "restarts", "reqs", "conns", "cpu", "memory" })
             table.AddColumn(new TableColumn(column).RightAligned().NoWrap());

@@ -29,7 +29,7 @@ var json = new Option<bool>("--json") { Description = "Print a JSON array." };
 var ls = new Command("ls", "List the workers of a running app.") { name, json };
 ls.SetAction(async (result, cancellationToken) =>
 {
-    var response = await Send(result, new ControlRequest("ls"), cancellationToken);
+    var response = await Send(result, new LsRequest(), cancellationToken);
     if (response.Workers is not { } workers) return 1;
     if (result.GetValue(json))
     {
@@ -37,35 +37,38 @@ ls.SetAction(async (result, cancellationToken) =>
         return 0;
     }
     Console.WriteLine($"{"id",4} {"slot",4} {"pid",8} {"state",-10} {"uptime",9} {"restarts",8} {"requests",9} {"conns",9} {"cpu",8} {"memory",9}");
-    foreach (var w in workers)
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{w.Id,4} {w.Slot,4} {w.Pid,8} {w.State,-10} {w.UptimeSeconds,8:0}s {w.Restarts,8} {w.Requests,9} {w.Connections,9} {w.CpuSeconds,7:0.0}s {w.MemoryBytes / 1048576.0,7:0.0}MB"));
+    var rows = workers.Select(w => (w.Slot, Line: string.Create(CultureInfo.InvariantCulture,
+            $"{w.Id,4} {w.Slot,4} {w.Pid,8} {w.State,-10} {w.UptimeSeconds,8:0}s {w.Restarts,8} {w.Requests,9} {w.Connections,9} {w.CpuSeconds,7:0.0}s {w.MemoryBytes / 1048576.0,7:0.0}MB")))
+        .Concat((response.Slots ?? []).Select(s => (s.Slot, Line: string.Create(CultureInfo.InvariantCulture,
+            $"{"-",4} {s.Slot,4} {"-",8} {s.State,-10} {"-",9} {s.Restarts,8}   last exit: {s.LastExit ?? "none"}"))));
+    foreach (var (_, line) in rows.OrderBy(row => row.Slot)) Console.WriteLine(line);
+    if (response.LastReloadFailure is { } failure) Console.WriteLine($"last reload failed: {failure}");
     return 0;
 });
 
 var reload = new Command("reload", "Replace every worker, with zero downtime.") { name };
-reload.SetAction((result, cancellationToken) => Act(result, new ControlRequest("reload"), cancellationToken));
+reload.SetAction((result, cancellationToken) => Act(result, new ReloadRequest(), cancellationToken));
 
 var stop = new Command("stop", "Stop the app gracefully.") { name };
-stop.SetAction((result, cancellationToken) => Act(result, new ControlRequest("stop"), cancellationToken));
+stop.SetAction((result, cancellationToken) => Act(result, new StopRequest(), cancellationToken));
 
 var target = new Argument<string>("count") { Description = "N, +N or -N workers." };
 var scale = new Command("scale", "Run N workers, or N more or fewer.") { target, name };
 scale.SetAction((result, cancellationToken) =>
 {
     var text = result.GetValue(target)!;
-    string? sign = text[0] is '+' or '-' ? text[..1] : null;
-    if (!int.TryParse(sign is null ? text : text[1..], CultureInfo.InvariantCulture, out int count) || count < 0)
+    bool relative = text.Length > 0 && text[0] is '+' or '-';
+    if (!int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int count) || (!relative && count < 0))
     {
         Console.Error.WriteLine($"herd: scale takes N, +N or -N, not '{text}'");
         return Task.FromResult(2);
     }
-    return Act(result, new ControlRequest("scale", count, sign), cancellationToken);
+    return Act(result, new ScaleRequest(count, relative), cancellationToken);
 });
 
 var id = new Argument<int>("id") { Description = "The worker's id, as herd ls shows it." };
 var restart = new Command("restart", "Replace one worker, with zero downtime.") { id, name };
-restart.SetAction((result, cancellationToken) => Act(result, new ControlRequest("restart", result.GetValue(id)), cancellationToken));
+restart.SetAction((result, cancellationToken) => Act(result, new RestartRequest(result.GetValue(id)), cancellationToken));
 
 var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing new lines." };
 var logs = new Command("logs", "Print the workers' output, each line prefixed by its worker id.") { name, follow };

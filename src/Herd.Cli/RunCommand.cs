@@ -18,6 +18,10 @@ internal sealed class RunCommand
     private readonly WorkerLogs _logs;
     private readonly ClusterPrimary _primary;
     private readonly TaskCompletionSource<int> _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<int, DateTime> _forkedAt = new();
+    private readonly List<Task> _answering = [];
+    private string? _bindFailure;
+    private volatile bool _started;
 
     private RunCommand(ClusterPrimary primary, Supervisor supervisor, WorkerLogs logs)
     {
@@ -44,6 +48,10 @@ internal sealed class RunCommand
         primary.AdoptSystemdSockets();
         var run = new RunCommand(primary, supervisor, logs);
         primary.Forked += logs.Attach;
+        primary.Forked += worker => run._forkedAt[worker.Id] = DateTime.UtcNow;
+        primary.Exit += (worker, _) => run._forkedAt.TryRemove(worker.Id, out DateTime _);
+        primary.BindFailed += (address, error) =>
+            Interlocked.CompareExchange(ref run._bindFailure, $"cannot listen on {address}: {new SocketException((int)error).Message}", null);
         using var control = ControlSocket.Listen(path);
         try
         {
@@ -56,24 +64,34 @@ internal sealed class RunCommand
                 Console.Error.WriteLine($"herd: worker {worker.Id} (pid {worker.Process.Id}) answered no heartbeat for {silent.TotalSeconds:0.#} s; killed");
             supervisor.Recycling += (worker, reason) => Console.Error.WriteLine($"herd: recycling worker {worker.Id} (pid {worker.Process.Id}): {reason}");
             supervisor.Restarting += (worker, exit, delay) =>
-                Console.Error.WriteLine($"herd: worker {worker.Id} (pid {worker.Process.Id}) died ({exit}); restarting in {delay.TotalMilliseconds:0} ms");
+            {
+                // At start a death ends the run (below), whatever the supervisor would do next.
+                if (run._started) Console.Error.WriteLine($"herd: worker {worker.Id} (pid {worker.Process.Id}) died ({exit}); restarting in {delay.TotalMilliseconds:0} ms");
+            };
             using var signals = run.HandleSignals();
             _ = run.ServeControlAsync(control);
-            try
+            var starting = supervisor.StartAsync(cancellationToken);
+            if (await Task.WhenAny(starting, run._stopped.Task) == starting)
             {
-                await supervisor.StartAsync(cancellationToken);
+                try
+                {
+                    await starting;
+                }
+                catch (WorkerNotReadyException ex)
+                {
+                    // A worker that cannot start now will not start on its own later: one clear failure, not a crash loop.
+                    Console.Error.WriteLine($"herd: {run.Explain(ex)}");
+                    await run.StopAsync(control, supervisor);
+                    return run._bindFailure is not null ? 1 : ExitCodeOf(ex.Exit);
+                }
+                run._started = true;
+                var status = $"{name} running, {options.Workers} worker(s), pids {string.Join(' ', supervisor.Workers.Select(w => w.Process.Id))}";
+                Console.Error.WriteLine($"herd: {status}");
+                run._systemd.Ready(status);
             }
-            catch (TimeoutException ex)
-            {
-                // Not fatal by itself: the supervisor restarts what died, and says when it gives up.
-                Console.Error.WriteLine($"herd: the workers are not ready yet: {ex.Message}");
-            }
-            var status = $"{name} running, {options.Workers} worker(s), pids {string.Join(' ', supervisor.Workers.Select(w => w.Process.Id))}";
-            Console.Error.WriteLine($"herd: {status}");
-            run._systemd.Ready(status);
             int code = await run._stopped.Task.WaitAsync(cancellationToken);
             run._systemd.Stopping(options.DrainDelay > TimeSpan.Zero ? "draining" : "stopping");
-            await supervisor.StopAsync(CancellationToken.None);
+            await run.StopAsync(control, supervisor);
             return code;
         }
         finally
@@ -82,6 +100,41 @@ internal sealed class RunCommand
             run._systemd.Dispose();
             await primary.DisposeAsync();
         }
+    }
+
+    // Stops the workers, then takes no more requests and lets the answers under way go out before the process exits.
+    private async Task StopAsync(Socket control, Supervisor supervisor)
+    {
+        await supervisor.StopAsync(CancellationToken.None);
+        control.Dispose();
+        Task[] answering;
+        lock (_answering) answering = [.. _answering];
+        await Task.WhenAny(Task.WhenAll(answering), Task.Delay(TimeSpan.FromSeconds(2)));
+    }
+
+    private static int ExitCodeOf(WorkerExit? exit) => exit switch
+    {
+        { ExitCode: int code and not 0 } => code,
+        { Signal: { } signal } => 128 + (int)signal,
+        _ => 1,
+    };
+
+    // The failure in a line (a bind error the primary saw says it all), with advice when Herd never started in the
+    // worker, and the worker's last lines.
+    private string Explain(WorkerNotReadyException failure)
+    {
+        if (_bindFailure is { } bind) return bind;
+        var lines = new List<string> { failure.Message };
+        if (!failure.Connected)
+            lines.Add("If the app itself did not fail (see its last lines), herd could not cluster it: the startup hook that makes it a herd worker did not load. "
+                + "Run a .NET app as `herd run -- dotnet App.dll` (not `dotnet run`, a script or another runtime), publish it with StartupHookSupport=true "
+                + "(trimmed and AOT builds turn it off), or call UseHerd() in it.");
+        if (_logs.LastLines(failure.Worker.Id, 10) is { Count: > 0 } last)
+        {
+            lines.Add($"Its last lines:");
+            lines.AddRange(last.Select(line => "  " + line));
+        }
+        return string.Join(Environment.NewLine, lines);
     }
 
     private CompositeDisposable HandleSignals() => new(
@@ -98,7 +151,7 @@ internal sealed class RunCommand
         if (_stopped.TrySetResult(0)) Console.Error.WriteLine($"herd: {context.Signal}: stopping gracefully");
     }
 
-    private static void Handle(PosixSignalContext context, Func<Task> action)
+    private void Handle(PosixSignalContext context, Func<Task> action)
     {
         context.Cancel = true;
         _ = Task.Run(async () =>
@@ -107,9 +160,9 @@ internal sealed class RunCommand
             {
                 await action();
             }
-            catch (Exception ex) when (ex is ReloadFailedException or InvalidOperationException)
+            catch (Exception ex) when (ex is WorkerNotReadyException or InvalidOperationException or ArgumentException)
             {
-                Console.Error.WriteLine($"herd: {ex.Message}");
+                Console.Error.WriteLine($"herd: {Refusal(ex)}");
             }
         });
     }
@@ -135,6 +188,7 @@ internal sealed class RunCommand
     {
         using var _ = connection;
         ControlResponse response;
+        ControlRequest? request = null;
         try
         {
             if (ControlSocket.PeerUid(connection) != Native.Libc.GetUid())
@@ -143,19 +197,29 @@ internal sealed class RunCommand
             }
             else
             {
-                var request = await ControlSocket.ReadRequestAsync(connection, CancellationToken.None);
-                if (request?.Command == "logs")
+                request = await ControlSocket.ReadRequestAsync(connection, CancellationToken.None);
+                if (request is LogsRequest logs)
                 {
-                    await StreamLogsAsync(connection, follow: request.Count == 1);
+                    await StreamLogsAsync(connection, logs.Follow);
                     return;
                 }
                 response = request is null ? new ControlResponse(false, "empty request") : await ExecuteAsync(request);
             }
         }
-        catch (Exception ex) when (ex is System.Text.Json.JsonException or IOException or SocketException)
+        catch (Exception ex) when (ex is System.Text.Json.JsonException or NotSupportedException or IOException or SocketException)
         {
-            response = new ControlResponse(false, $"bad request: {ex.Message}");
+            response = new ControlResponse(false, $"bad request: {ex.Message} Requests are one JSON line: {{\"command\":\"ls\"}}, reload, stop, " +
+                "{\"command\":\"restart\",\"id\":ID}, {\"command\":\"scale\",\"count\":N} (relative: true for +N or -N), {\"command\":\"logs\",\"follow\":false}.");
         }
+        var answer = AnswerAndThenAsync(connection, response, request);
+        lock (_answering) _answering.Add(answer);
+        await answer;
+        lock (_answering) _answering.Remove(answer);
+    }
+
+    // A stop is answered before the app stops, so that the client hears it worked.
+    private async Task AnswerAndThenAsync(Socket connection, ControlResponse response, ControlRequest? request)
+    {
         try
         {
             await ControlSocket.WriteAsync(connection, response, ControlJson.Default.ControlResponse);
@@ -164,6 +228,7 @@ internal sealed class RunCommand
         {
             // the client went away
         }
+        if (request is StopRequest) _stopped.TrySetResult(0);
     }
 
     // Plain lines rather than one JSON answer; following ends when the client goes away.
@@ -200,37 +265,55 @@ internal sealed class RunCommand
     {
         try
         {
-            switch (request.Command)
+            switch (request)
             {
-                case "ls":
-                    return new ControlResponse(true, Workers: [.. _supervisor.Workers.OrderBy(w => w.Id).Select(Describe)]);
-                case "reload":
+                case LsRequest:
+                    return Ls();
+                case ReloadRequest:
                     await ReloadAsync();
                     return new ControlResponse(true);
-                case "scale" when request.Count is int count:
-                    await (request.Sign switch
-                    {
-                        "+" => _supervisor.ScaleByAsync(count),
-                        "-" => _supervisor.ScaleByAsync(-count),
-                        _ => _supervisor.ScaleAsync(count),
-                    });
+                case ScaleRequest { Relative: false, Count: < 0 } scale:
+                    return new ControlResponse(false, $"scale: {scale.Count} is not a number of workers; for fewer workers, send \"relative\": true (herd scale -N).");
+                case ScaleRequest scale:
+                    await (scale.Relative ? _supervisor.ScaleByAsync(scale.Count) : _supervisor.ScaleAsync(scale.Count));
                     return new ControlResponse(true);
-                case "restart" when request.Count is int id:
-                    var worker = _supervisor.Workers.FirstOrDefault(w => w.Id == id);
-                    if (worker is null) return new ControlResponse(false, $"no worker {id}");
+                case RestartRequest restart:
+                    var worker = _supervisor.Workers.FirstOrDefault(w => w.Id == restart.Id);
+                    if (worker is null)
+                    {
+                        return new ControlResponse(false, _supervisor.Slots.Any(s => s.Replacement?.Id == restart.Id)
+                            ? $"worker {restart.Id} is a replacement still starting; restart it once it serves"
+                            : $"no worker {restart.Id}");
+                    }
                     await _supervisor.RestartAsync(worker);
                     return new ControlResponse(true);
-                case "stop":
-                    _stopped.TrySetResult(0);
-                    return new ControlResponse(true);
+                case StopRequest:
+                    return new ControlResponse(true); // the stop itself follows the answer
                 default:
-                    return new ControlResponse(false, $"unknown command '{request.Command}'");
+                    return new ControlResponse(false, $"unknown request {request.GetType().Name}");
             }
         }
-        catch (ReloadFailedException ex)
+        catch (Exception ex) when (ex is WorkerNotReadyException or InvalidOperationException or ArgumentException)
         {
-            return new ControlResponse(false, ex.Message);
+            return new ControlResponse(false, Refusal(ex));
         }
+    }
+
+    // What a client is told when an operation fails or is refused: the reason, and a failed new worker's last lines.
+    private string Refusal(Exception failure)
+    {
+        if (failure is not WorkerNotReadyException notReady) return failure.Message.Split(" (Parameter", 2)[0];
+        var last = _logs.LastLines(notReady.Worker.Id, 10);
+        return last.Count == 0 ? failure.Message : $"{failure.Message}{Environment.NewLine}Its last lines:{Environment.NewLine}{string.Join(Environment.NewLine, last.Select(line => "  " + line))}";
+    }
+
+    private ControlResponse Ls()
+    {
+        var slots = _supervisor.Slots;
+        WorkerInfo[] workers = [.. slots.SelectMany(s => new[] { s.Worker, s.Replacement }.OfType<Worker>().Select(w => Describe(w, s.Restarts))).OrderBy(w => w.Id)];
+        SlotInfo[] empty = [.. slots.Where(s => s.Worker is null && s.Replacement is null)
+            .Select(s => new SlotInfo(s.Index, s.State.ToString().ToLowerInvariant(), s.Restarts, s.LastExit?.ToString()))];
+        return new ControlResponse(true, Workers: workers, Slots: empty.Length > 0 ? empty : null, LastReloadFailure: _supervisor.LastReloadFailure);
     }
 
     private async Task ReloadAsync()
@@ -246,11 +329,11 @@ internal sealed class RunCommand
         }
     }
 
-    private WorkerInfo Describe(Worker worker)
+    private WorkerInfo Describe(Worker worker, int restarts)
     {
         var (cpu, memory) = Usage(worker.Process.Id);
-        double uptime = worker.IsDead ? 0 : (DateTime.Now - worker.Process.StartTime).TotalSeconds;
-        return new WorkerInfo(worker.Id, worker.Slot, worker.Process.Id, worker.State.ToString().ToLowerInvariant(), Math.Round(uptime, 1), _supervisor.Restarts,
+        double uptime = !worker.IsDead && _forkedAt.TryGetValue(worker.Id, out var forked) ? (DateTime.UtcNow - forked).TotalSeconds : 0;
+        return new WorkerInfo(worker.Id, worker.Slot, worker.Process.Id, worker.State.ToString().ToLowerInvariant(), Math.Round(uptime, 1), restarts,
             worker.Requests, worker.Connections, cpu, memory);
     }
 

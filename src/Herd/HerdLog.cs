@@ -29,6 +29,18 @@ internal static partial class HerdLog
     [LoggerMessage(9, LogLevel.Warning, "Recycling worker {WorkerId} failed, so it keeps serving: {Reason}")]
     public static partial void RecycleFailed(ILogger logger, int workerId, string reason);
 
+    [LoggerMessage(20, LogLevel.Error, "Supervisor invariant broken: {Breach}.")]
+    public static partial void InvariantBroken(ILogger logger, string breach);
+
+    [LoggerMessage(21, LogLevel.Error, "Slot {Slot} is errored, the other slots serve on: {Reason}")]
+    public static partial void SlotErrored(ILogger logger, int slot, string reason);
+
+    [LoggerMessage(22, LogLevel.Warning, "Reload failed, the old workers serve on: {Reason}")]
+    public static partial void ReloadFailed(ILogger logger, string reason);
+
+    [LoggerMessage(23, LogLevel.Error, "The supervisor failed to handle {Command}; the operation under way was given up.")]
+    public static partial void SupervisorFailed(ILogger logger, string command, Exception exception);
+
     [LoggerMessage(6, LogLevel.Debug, "No worker left on {Key}: closed the listening socket and {Dropped} queued connection(s).")]
     public static partial void HandleClosed(ILogger logger, string key, int dropped);
 }

@@ -210,23 +210,152 @@ public sealed class CliTests
         await herd.WaitForWorkersAsync(1);
     }
 
+    // Issue 11 item 14: a worker that dies before it was ever ready, at start, ends the run with its status and last lines.
     [Fact]
-    public async Task A_crash_looping_app_ends_errored()
+    public async Task A_worker_that_dies_at_start_ends_the_run_with_its_exit_status_and_last_lines()
+    {
+        var clock = Stopwatch.StartNew();
+        var (code, output) = await HerdRun.CliAsync("run", "-i", "2", "--name", "test-" + Guid.NewGuid().ToString("N")[..8], "--", "dotnet", "/nonexistent/App.dll");
+
+        Assert.NotEqual(0, code);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(20), $"exited after {clock.Elapsed}");
+        Assert.Contains("died (exit code", output, StringComparison.Ordinal);
+        Assert.Contains("Its last lines:", output, StringComparison.Ordinal);
+        Assert.Contains("/nonexistent/App.dll", output.Split("Its last lines:")[1], StringComparison.Ordinal);
+        Assert.DoesNotContain("restarting in", output, StringComparison.Ordinal);
+        Assert.DoesNotContain(" running, ", output, StringComparison.Ordinal);
+    }
+
+    // Issue 11 item 14: the port is taken: one line naming the address and the error, a non-zero exit, within seconds.
+    [Fact]
+    public async Task A_port_in_use_fails_fast_in_one_line()
+    {
+        using var squatter = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        squatter.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+        squatter.Listen();
+        int port = ((System.Net.IPEndPoint)squatter.LocalEndPoint!).Port;
+        var clock = Stopwatch.StartNew();
+        var (code, output) = await HerdRun.CliAsync("run", "-i", "2", "--name", "test-" + Guid.NewGuid().ToString("N")[..8],
+            "--", "dotnet", TestCluster.PlainWebAppDll, "--urls", $"http://127.0.0.1:{port}");
+
+        Assert.Equal(1, code);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(20), $"exited after {clock.Elapsed}");
+        var herdLines = output.Split('\n').Where(line => line.StartsWith("herd: ", StringComparison.Ordinal)).ToList();
+        Assert.Equal([$"herd: cannot listen on 127.0.0.1:{port}: Address already in use"], herdLines);
+        Assert.DoesNotContain("restarting in", output, StringComparison.Ordinal);
+    }
+
+    // Issue 11 item 15: a command whose channel never comes up (no startup hook) fails within the ready timeout, and says why.
+    [Fact]
+    public async Task A_command_herd_cannot_cluster_fails_within_the_ready_timeout_and_says_why()
     {
         var config = Path.GetTempFileName();
         try
         {
-            // A long min uptime: a dotnet that takes over a second to fail on a busy machine still counts as crashing.
-            await File.WriteAllTextAsync(config, """{ "maxRestarts": 3, "restartDelay": 10, "maxRestartDelay": 50, "minUptime": 60000 }""");
-            var (code, output) = await HerdRun.CliAsync("run", "-i", "1", "--config", config, "--name", "test-" + Guid.NewGuid().ToString("N")[..8],
-                "--", "dotnet", "/nonexistent/App.dll");
-            Assert.Equal(1, code);
-            Assert.Contains("crashed 4 times in a row", output, StringComparison.Ordinal);
-            Assert.Equal(3, output.Split('\n').Count(line => line.Contains("restarting in", StringComparison.Ordinal))); // and no more: no fork bomb
+            await File.WriteAllTextAsync(config, """{ "readyTimeout": 2000, "killTimeout": 500 }""");
+            var clock = Stopwatch.StartNew();
+            var (code, output) = await HerdRun.CliAsync("run", "-i", "2", "--config", config, "--name", "test-" + Guid.NewGuid().ToString("N")[..8], "--", "sleep", "60");
+
+            Assert.NotEqual(0, code);
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(15), $"exited after {clock.Elapsed}");
+            Assert.Contains("never connected to the primary", output, StringComparison.Ordinal);
+            Assert.Contains("startup hook", output, StringComparison.Ordinal);
+            Assert.Contains("UseHerd()", output, StringComparison.Ordinal);
+            Assert.DoesNotContain("restarting in", output, StringComparison.Ordinal);
         }
         finally
         {
             File.Delete(config);
+        }
+    }
+
+    // Issue 10 items 1 and 2 end to end: a reload onto a broken build fails, says how the new worker died and what it
+    // wrote, and leaves the old workers serving, with nothing restarted.
+    [Fact]
+    public async Task A_reload_onto_a_broken_build_fails_clearly_and_keeps_the_old_workers()
+    {
+        var copy = Directory.CreateTempSubdirectory("herd-app-");
+        try
+        {
+            foreach (var file in Directory.GetFiles(Path.GetDirectoryName(TestCluster.PlainWebAppDll)!)) File.Copy(file, Path.Combine(copy.FullName, Path.GetFileName(file)));
+            var dll = Path.Combine(copy.FullName, Path.GetFileName(TestCluster.PlainWebAppDll));
+            await using var herd = await HerdRun.StartAsync(workers: 2, config: null, app: dll);
+            var before = await herd.LsAsync();
+            File.Delete(dll); // a new file, as a deploy writes: the running workers keep theirs
+            await File.WriteAllTextAsync(dll, "not an assembly");
+
+            var (code, output) = await HerdRun.CliAsync("reload", "--name", herd.Name);
+
+            Assert.Equal(1, code);
+            Assert.Contains("died (", output, StringComparison.Ordinal);
+            Assert.Contains("Its last lines:", output, StringComparison.Ordinal);
+            Assert.Equal(before.Order(), (await herd.LsAsync()).Order());
+            Assert.Equal(before.Order(), (await herd.PidsServingAsync(10)).Order());
+            var (_, table) = await HerdRun.CliAsync("ls", "--name", herd.Name);
+            Assert.Contains("last reload failed: ", table, StringComparison.Ordinal);
+            Assert.DoesNotContain(herd.Errors, line => line.Contains("restarting in", StringComparison.Ordinal));
+        }
+        finally
+        {
+            copy.Delete(recursive: true);
+        }
+    }
+
+    // Issue 10 item 8: restarts are counted per slot.
+    [Fact]
+    public async Task Ls_counts_restarts_per_slot()
+    {
+        await using var herd = await HerdRun.StartAsync(workers: 2);
+        var rows = await herd.LsRowsAsync();
+        var victim = rows.Single(row => row.GetProperty("slot").GetInt32() == 0).GetProperty("pid").GetInt32();
+        Assert.True(Native.Fd.Kill(victim, (int)UnixSignal.SIGKILL));
+        await herd.WaitForReplacementAsync(victim, workers: 2);
+
+        rows = await herd.LsRowsAsync();
+        Assert.Equal(1, rows.Single(row => row.GetProperty("slot").GetInt32() == 0).GetProperty("restarts").GetInt32());
+        Assert.Equal(0, rows.Single(row => row.GetProperty("slot").GetInt32() == 1).GetProperty("restarts").GetInt32());
+    }
+
+    // Issue 10 item 4 end to end, and issue 11 item 13's scale -5: every request gets an answer, a bad one a clear error.
+    [Fact]
+    public async Task Bad_requests_get_a_clear_error_and_change_nothing()
+    {
+        await using var herd = await HerdRun.StartAsync(workers: 2);
+        var before = await herd.LsAsync();
+
+        var (code, output) = await HerdRun.CliAsync("scale", "+2147483647", "--name", herd.Name);
+        Assert.Equal(1, code);
+        Assert.Contains("over the maximum", output, StringComparison.Ordinal);
+
+        foreach (var (request, error) in new[]
+                 {
+                     ("""{"command":"scale","count":-5}""", "not a number of workers"),
+                     ("""{"command":"dance"}""", "bad request"),
+                     ("""{"command":"restart"}""", "bad request"),
+                     ("""{"count":2}""", "bad request"),
+                     ("""{"command":"scale","count":"many"}""", "bad request"),
+                     ("not json", "bad request"),
+                 })
+        {
+            var answer = await herd.ControlAsync(request);
+            Assert.False(answer.GetProperty("ok").GetBoolean(), request);
+            Assert.Contains(error, answer.GetProperty("error").GetString(), StringComparison.Ordinal);
+        }
+        Assert.True((await herd.ControlAsync("""{"count":1,"relative":true,"command":"scale"}""")).GetProperty("ok").GetBoolean());
+        Assert.Equal(3, (await herd.LsAsync()).Count);
+        Assert.Equal(0, (await HerdRun.CliAsync("scale", "2", "--name", herd.Name)).Code);
+        Assert.Equal(before.Order(), (await herd.LsAsync()).Order());
+    }
+
+    // Issue 10 item 6: herd stop is answered before the primary exits.
+    [Fact]
+    public async Task Stop_answers_then_stops()
+    {
+        var herd = await HerdRun.StartAsync(workers: 1);
+        await using (herd)
+        {
+            Assert.Equal(0, (await HerdRun.CliAsync("stop", "--name", herd.Name)).Code);
+            await herd.WaitForExitAsync();
         }
     }
 
@@ -362,6 +491,10 @@ public sealed class CliTests
         public static Task<HerdRun> StartAsync(int workers, string? config, params (string Name, string Value)[] environment) =>
             StartAsync(workers, config, command: null, environment);
 
+        /// <summary>Runs PlainWebApp from <paramref name="app"/>, a copy of its dll elsewhere.</summary>
+        public static Task<HerdRun> StartAsync(int workers, string? config, string app, params (string Name, string Value)[] environment) =>
+            StartAsync(workers, config, port => ["dotnet", app, "--urls", $"http://127.0.0.1:{port}"], environment);
+
         /// <summary>Runs <paramref name="command"/> (by default PlainWebApp on <see cref="Port"/>) and waits until herd says it runs.</summary>
         public static async Task<HerdRun> StartAsync(int workers, string? config, Func<int, string[]>? command, params (string Name, string Value)[] environment)
         {
@@ -429,12 +562,28 @@ public sealed class CliTests
             Assert.Equal(workers, now.Count);
         }
 
-        public async Task<List<int>> LsAsync()
+        public async Task<List<int>> LsAsync() => [.. (await LsRowsAsync()).Select(w => w.GetProperty("pid").GetInt32())];
+
+        public async Task<List<JsonElement>> LsRowsAsync()
         {
             var (code, output) = await CliAsync("ls", "--json", "--name", Name);
             Assert.Equal(0, code);
-            return [.. JsonDocument.Parse(output).RootElement.EnumerateArray().Select(w => w.GetProperty("pid").GetInt32())];
+            return [.. JsonDocument.Parse(output).RootElement.EnumerateArray()];
         }
+
+        /// <summary>Sends one raw line to the control socket and returns the answer.</summary>
+        public async Task<JsonElement> ControlAsync(string line)
+        {
+            using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+            await socket.ConnectAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(Path.Combine("/tmp", $"herd-{Native.Libc.GetUid()}", Name + ".sock"))).WaitAsync(TestCluster.Timeout);
+            await socket.SendAsync(System.Text.Encoding.UTF8.GetBytes(line + "\n"));
+            using var reader = new StreamReader(new System.Net.Sockets.NetworkStream(socket));
+            var answer = await reader.ReadLineAsync().WaitAsync(TestCluster.Timeout);
+            Assert.NotNull(answer);
+            return JsonDocument.Parse(answer).RootElement.Clone();
+        }
+
+        public Task WaitForExitAsync() => _process.WaitForExitAsync().WaitAsync(TestCluster.Timeout);
 
         public static Task<(int Code, string Output)> CliAsync(params string[] args) => RunAsync(["dotnet", TestCluster.HerdCliDll, .. args]);
 

@@ -48,6 +48,9 @@ internal sealed class EchoLoad
 
     public ConcurrentDictionary<int, int> ServedBy { get; } = new();
 
+    /// <summary>Stuck requests by the pid that had answered them (0: none had).</summary>
+    public ConcurrentDictionary<int, int> StuckOn { get; } = new();
+
     public long Failed => Refused + FailedBeforePid + FailedAfterPid.Values.Sum() + Stuck;
 
     /// <summary>Stops the clients and waits for the requests under way.</summary>
@@ -97,6 +100,7 @@ internal sealed class EchoLoad
             catch (OperationCanceledException)
             {
                 Interlocked.Increment(ref _stuck);
+                StuckOn.AddOrUpdate(pid, 1, (_, n) => n + 1);
             }
         }
     }

@@ -89,7 +89,8 @@ public sealed class SupervisorTests
         await using var supervisor = new Supervisor(cluster.Primary, options);
         supervisor.Errored += reason => errored.TrySetResult(reason);
 
-        await Assert.ThrowsAsync<TimeoutException>(() => supervisor.StartAsync());
+        var failed = await Assert.ThrowsAsync<WorkerNotReadyException>(() => supervisor.StartAsync());
+        Assert.Equal(1, failed.Exit?.ExitCode);
         var reason = await errored.Task.WaitAsync(TestCluster.Timeout);
 
         Assert.Equal(SupervisorState.Errored, supervisor.State);
@@ -232,7 +233,7 @@ public sealed class SupervisorTests
 
         var clock = Stopwatch.StartNew();
         var stopping = supervisor.StopAsync();
-        Assert.Equal(SupervisorState.Draining, supervisor.State);
+        await TestCluster.UntilAsync(() => supervisor.State == SupervisorState.Draining, "the drain");
         Assert.Equal(worker.Process.Id, await Client.PidOfAsync(address.EndPoint)); // still served while draining
         await stopping.WaitAsync(TestCluster.Timeout);
 
@@ -258,5 +259,204 @@ public sealed class SupervisorTests
         Assert.Equal(UnixSignal.SIGKILL, (await worker.Exited).Signal);
         Assert.True(clock.Elapsed >= killTimeout, $"killed after {clock.ElapsedMilliseconds} ms");
         Assert.Equal(SupervisorState.Stopped, supervisor.State);
+    }
+
+    // Issue 10 items 1 and 2: a reload whose new worker crashes leaves the cluster as it was, and says how it died.
+    [Fact]
+    public async Task A_reload_whose_new_worker_crashes_keeps_the_old_one_and_does_not_restart_the_new_one()
+    {
+        await using var cluster = new TestCluster(["serve"]);
+        await using var supervisor = new Supervisor(cluster.Primary, Quick with { Workers = 1 });
+        await supervisor.StartAsync();
+        var old = supervisor.Workers.Single();
+        var address = await cluster.ListeningAsync(old);
+        int forks = 0;
+        cluster.Primary.Forked += _ => Interlocked.Increment(ref forks);
+        int restarts = 0;
+        supervisor.Restarting += (_, _, _) => Interlocked.Increment(ref restarts);
+        cluster.Primary.SetupPrimary(new ClusterSettings { Args = ["exit", "3"] });
+
+        var clock = Stopwatch.StartNew();
+        var failure = await Assert.ThrowsAsync<ReloadFailedException>(() => supervisor.ReloadAsync()).WaitAsync(TestCluster.Timeout);
+
+        Assert.True(clock.Elapsed < Quick.ReadyTimeout, $"failed after {clock.Elapsed}, not when the new worker died");
+        Assert.Contains("exit code 3", failure.Message, StringComparison.Ordinal);
+        // A restart would come within the restart delay; ten of them pass with nothing forked.
+        await Task.Delay(Quick.RestartDelay * 10);
+        Assert.Equal(1, Volatile.Read(ref forks));
+        Assert.Equal(0, Volatile.Read(ref restarts));
+        Assert.Equal([old], supervisor.Workers);
+        Assert.Equal(SupervisorState.Running, supervisor.State);
+        Assert.Equal(old.Process.Id, await Client.PidOfAsync(address.EndPoint));
+    }
+
+    // Issue 10 item 3: overlapping reloads, restarts, kills and scales never leave two workers in a slot.
+    [Fact]
+    public async Task Two_reloads_at_once_leave_one_worker_per_slot()
+    {
+        await using var cluster = new TestCluster(["serve"]);
+        await using var supervisor = new Supervisor(cluster.Primary, Quick);
+        await supervisor.StartAsync();
+
+        await Task.WhenAll(supervisor.ReloadAsync(), supervisor.ReloadAsync()).WaitAsync(TestCluster.Timeout);
+
+        Assert.Equal([0, 1], supervisor.Workers.Select(w => w.Slot).Order());
+        await TestCluster.UntilAsync(() => cluster.Primary.Workers.Count == 2, "the old workers to leave");
+    }
+
+    [Fact]
+    public async Task A_restart_or_a_kill_during_a_reload_leaves_one_worker_per_slot()
+    {
+        await using var cluster = new TestCluster(["serve"]);
+        await using var supervisor = new Supervisor(cluster.Primary, Quick);
+        await supervisor.StartAsync();
+        var (first, second) = (supervisor.Workers.First(), supervisor.Workers.Last());
+
+        var reload = supervisor.ReloadAsync();
+        var restart = supervisor.RestartAsync(second);
+        second.Kill(UnixSignal.SIGKILL);
+        await reload.WaitAsync(TestCluster.Timeout);
+        try
+        {
+            await restart.WaitAsync(TestCluster.Timeout);
+        }
+        catch (InvalidOperationException)
+        {
+            // refused: its worker was being replaced, or gone, when its turn came
+        }
+        await TestCluster.UntilAsync(() => supervisor.Workers.Count == 2 && supervisor.Workers.All(w => w.Ready.IsCompleted), "two ready workers");
+
+        Assert.Equal([0, 1], supervisor.Workers.Select(w => w.Slot).Order());
+        Assert.DoesNotContain(first, supervisor.Workers);
+        await TestCluster.UntilAsync(() => cluster.Primary.Workers.Count == 2, "the old workers to leave");
+    }
+
+    [Fact]
+    public async Task A_scale_during_a_restarts_backoff_counts_the_slot_waiting_for_it()
+    {
+        await using var cluster = new TestCluster(["serve"]);
+        await using var supervisor = new Supervisor(cluster.Primary, Quick with { Workers = 3, RestartDelay = TimeSpan.FromSeconds(1), MaxRestartDelay = TimeSpan.FromSeconds(1) });
+        await supervisor.StartAsync();
+        var victim = supervisor.Workers.Single(w => w.Slot == 1);
+        var restarting = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        supervisor.Restarting += (_, _, _) => restarting.TrySetResult();
+
+        victim.Kill(UnixSignal.SIGKILL);
+        await restarting.Task.WaitAsync(TestCluster.Timeout);
+        await supervisor.ScaleAsync(3).WaitAsync(TestCluster.Timeout); // three slots already: nothing to do
+        await supervisor.ScaleByAsync(-1).WaitAsync(TestCluster.Timeout); // the highest slot goes, not the empty one
+        await TestCluster.UntilAsync(() => supervisor.Workers.Count == 2 && supervisor.Workers.All(w => w.Ready.IsCompleted), "two ready workers");
+
+        Assert.Equal([0, 1], supervisor.Workers.Select(w => w.Slot).Order());
+    }
+
+    // Issue 10 item 4.
+    [Fact]
+    public async Task Scaling_past_the_maximum_is_refused_and_changes_nothing()
+    {
+        await using var cluster = new TestCluster(["serve"]);
+        await using var supervisor = new Supervisor(cluster.Primary, Quick);
+        await supervisor.StartAsync();
+        var before = supervisor.Workers.ToHashSet();
+
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => supervisor.ScaleByAsync(int.MaxValue)).WaitAsync(TestCluster.Timeout);
+
+        Assert.Equal(before, supervisor.Workers.ToHashSet());
+        Assert.All(before, w => Assert.False(w.IsDead));
+    }
+
+    // Issue 10 item 5: stop pre-empts a reload, and a cancelled stop does not leave the supervisor stuck.
+    [Fact]
+    public async Task Stop_pre_empts_a_reload_waiting_for_a_worker_that_never_gets_ready()
+    {
+        await using var cluster = new TestCluster(["serve"]);
+        await using var supervisor = new Supervisor(cluster.Primary, Quick with { Workers = 1, ReadyTimeout = TimeSpan.FromSeconds(25), KillTimeout = TimeSpan.FromSeconds(2) });
+        await supervisor.StartAsync();
+        var old = supervisor.Workers.Single();
+        var forked = new TaskCompletionSource<Worker>(TaskCreationOptions.RunContinuationsAsynchronously);
+        cluster.Primary.Forked += w => forked.TrySetResult(w);
+        cluster.Primary.SetupPrimary(new ClusterSettings { Environment = new Dictionary<string, string?> { ["HERD_TEST_NEVER_READY"] = "1" } });
+        var reload = supervisor.ReloadAsync();
+        var fresh = await forked.Task.WaitAsync(TestCluster.Timeout);
+        await cluster.ListeningAsync(fresh);
+
+        var clock = Stopwatch.StartNew();
+        await supervisor.StopAsync().WaitAsync(TestCluster.Timeout);
+
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"stopped after {clock.Elapsed}");
+        await Assert.ThrowsAnyAsync<Exception>(() => reload).WaitAsync(TestCluster.Timeout);
+        Assert.True(old.IsDead);
+        Assert.True(fresh.IsDead);
+        Assert.Equal(SupervisorState.Stopped, supervisor.State);
+    }
+
+    [Fact]
+    public async Task A_stop_cancelled_during_its_drain_still_stops_and_a_later_stop_waits_for_it()
+    {
+        await using var cluster = new TestCluster(["serve"]);
+        await using var supervisor = new Supervisor(cluster.Primary, Quick with { Workers = 1, DrainDelay = TimeSpan.FromSeconds(1) });
+        await supervisor.StartAsync();
+        var worker = supervisor.Workers.Single();
+
+        using var impatient = new CancellationTokenSource(TimeSpan.FromMilliseconds(100));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => supervisor.StopAsync(impatient.Token));
+        await supervisor.StopAsync().WaitAsync(TestCluster.Timeout);
+
+        Assert.True(worker.IsDead);
+        Assert.Equal(SupervisorState.Stopped, supervisor.State);
+    }
+
+    // Issue 10 item 7: backoff and crash-loop counting are per slot.
+    [Fact]
+    public async Task Each_slot_has_its_own_backoff()
+    {
+        await using var cluster = new TestCluster(["serve"]);
+        var options = Quick with { MinUptime = TimeSpan.FromSeconds(30), MaxRestartDelay = TimeSpan.FromSeconds(2) };
+        await using var supervisor = new Supervisor(cluster.Primary, options);
+        await supervisor.StartAsync();
+        var delays = System.Threading.Channels.Channel.CreateUnbounded<(int Slot, TimeSpan Delay)>();
+        supervisor.Restarting += (worker, _, delay) => delays.Writer.TryWrite((worker.Slot, delay));
+
+        for (int i = 0; i < 3; i++)
+        {
+            var victim = supervisor.Workers.Single(w => w.Slot == 0);
+            await victim.Ready.WaitAsync(TestCluster.Timeout);
+            victim.Kill(UnixSignal.SIGKILL);
+            await delays.Reader.ReadAsync().AsTask().WaitAsync(TestCluster.Timeout);
+            await TestCluster.UntilAsync(() => supervisor.Workers.Any(w => w.Slot == 0 && w != victim), "slot 0's replacement");
+        }
+        supervisor.Workers.Single(w => w.Slot == 1).Kill(UnixSignal.SIGKILL);
+
+        Assert.Equal((1, options.RestartDelay), await delays.Reader.ReadAsync().AsTask().WaitAsync(TestCluster.Timeout));
+    }
+
+    [Fact]
+    public async Task A_crash_loop_in_one_slot_leaves_the_healthy_workers_serving()
+    {
+        await using var cluster = new TestCluster(["serve"]);
+        await using var supervisor = new Supervisor(cluster.Primary, Quick with { MinUptime = TimeSpan.FromSeconds(30), MaxRestarts = 2 });
+        await supervisor.StartAsync();
+        var healthy = supervisor.Workers.Single(w => w.Slot == 1);
+        var address = await cluster.ListeningAsync(healthy);
+        var errored = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        supervisor.Errored += _ => errored.TrySetResult();
+
+        var killed = new HashSet<Worker>();
+        for (int kills = 0; kills <= 2; kills++)
+        {
+            Worker? victim = null;
+            await TestCluster.UntilAsync(() => (victim = supervisor.Workers.FirstOrDefault(w => w.Slot == 0 && w.Ready.IsCompleted && !killed.Contains(w))) is not null, "slot 0's worker");
+            killed.Add(victim!);
+            victim!.Kill(UnixSignal.SIGKILL);
+            await victim.Exited.WaitAsync(TestCluster.Timeout);
+        }
+        await TestCluster.UntilAsync(() => supervisor.Slots.Any(s => s.Index == 0 && s.State == SlotState.Errored), "slot 0 errored");
+        // A restart would come within the (largest) restart delay; none does.
+        await Task.Delay(Quick.MaxRestartDelay * 3);
+
+        Assert.Equal([healthy], supervisor.Workers);
+        Assert.False(errored.Task.IsCompleted);
+        Assert.Equal(SupervisorState.Running, supervisor.State);
+        Assert.Equal(healthy.Process.Id, await Client.PidOfAsync(address.EndPoint));
     }
 }

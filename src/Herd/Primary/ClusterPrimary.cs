@@ -72,6 +72,12 @@ public sealed class ClusterPrimary : IAsyncDisposable
         }
     }
 
+    /// <summary>Workers forked and not yet exited, connected or not: what a supervisor checks its own list against.</summary>
+    internal Worker[] LiveWorkers()
+    {
+        lock (_gate) return [.. _forked];
+    }
+
     /// <summary>Raised after every <see cref="SetupPrimary"/>, including the one each <see cref="Fork"/> makes.</summary>
     public event Action<ClusterSettings>? Setup;
 
@@ -92,6 +98,9 @@ public sealed class ClusterPrimary : IAsyncDisposable
 
     /// <summary>A worker sent a message.</summary>
     public event Action<Worker, ClusterMessage>? Message;
+
+    /// <summary>The primary could not bind or listen on an address a worker asked for (the address, as host:port or a path, and the error): the worker's listen fails with it.</summary>
+    internal event Action<string, SocketError>? BindFailed;
 
     /// <summary>
     /// Adopts the listening sockets systemd passed to this process (socket activation: LISTEN_PID and LISTEN_FDS), so
@@ -462,6 +471,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
                 _roundRobin.TryRemove(handle.Id, out _);
             }
         }
+        if (reply.Errno != 0) BindFailed?.Invoke(address.Port < 0 ? address.Address : address.Address.Contains(':', StringComparison.Ordinal) ? $"[{address.Address}]:{address.Port}" : $"{address.Address}:{address.Port}", (SocketError)reply.Errno);
     }
 
     private static bool IsValid(InternalMessage query) => query.AddressType switch

@@ -6,7 +6,7 @@ public sealed record SupervisorOptions
     /// <summary>How many workers to keep running.</summary>
     public int Workers { get; init; } = Environment.ProcessorCount;
 
-    /// <summary>The first restart's delay; each restart of an unstable worker doubles it (PM2's exponential backoff).</summary>
+    /// <summary>The first restart's delay; each restart in the same slot doubles it (PM2's exponential backoff, kept per slot).</summary>
     public TimeSpan RestartDelay { get; init; } = TimeSpan.FromMilliseconds(100);
 
     /// <summary>The longest delay between restarts.</summary>
@@ -15,10 +15,13 @@ public sealed record SupervisorOptions
     /// <summary>A worker that dies sooner than this after starting was unstable (PM2's min_uptime).</summary>
     public TimeSpan MinUptime { get; init; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>Unstable restarts in a row after which the supervisor stops restarting and is errored (PM2's max_restarts).</summary>
+    /// <summary>
+    /// Unstable restarts in a row after which a slot is errored and no longer restarted (PM2's max_restarts); the
+    /// supervisor is errored once every slot is.
+    /// </summary>
     public int MaxRestarts { get; init; } = 15;
 
-    /// <summary>Once a worker has run this long, the backoff and the unstable count start over.</summary>
+    /// <summary>Once a worker has run this long, its slot's backoff and unstable count start over.</summary>
     public TimeSpan StableAfter { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>How long a new worker may take to become ready before a start or reload gives up on it.</summary>
@@ -54,10 +57,18 @@ public sealed record SupervisorOptions
     /// <summary>How many workers a rolling reload replaces at a time.</summary>
     public int ReloadBatchSize { get; init; } = 1;
 
+    /// <summary>
+    /// The most workers a start or a scale may ask for (herd.json's <c>maxInstances</c>): 64 per CPU by default, a bound
+    /// against a typo or an overflowing <c>scale +N</c>, not a capacity plan. A scale beyond it is refused and changes nothing.
+    /// </summary>
+    public int MaxWorkers { get; init; } = 64 * Environment.ProcessorCount;
+
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/>, naming the option, for a value out of range.</summary>
     public void Validate()
     {
         if (Workers < 0) throw new ArgumentOutOfRangeException(nameof(Workers), Workers, "Workers cannot be negative.");
+        if (MaxWorkers < 1) throw new ArgumentOutOfRangeException(nameof(MaxWorkers), MaxWorkers, "MaxWorkers must be at least 1.");
+        if (Workers > MaxWorkers) throw new ArgumentOutOfRangeException(nameof(Workers), Workers, $"Workers cannot exceed MaxWorkers ({MaxWorkers}).");
         if (MaxRequests < 0) throw new ArgumentOutOfRangeException(nameof(MaxRequests), MaxRequests, "MaxRequests cannot be negative.");
         if (MaxRequestsJitter < 0) throw new ArgumentOutOfRangeException(nameof(MaxRequestsJitter), MaxRequestsJitter, "MaxRequestsJitter cannot be negative.");
         if (MaxMemory < 0) throw new ArgumentOutOfRangeException(nameof(MaxMemory), MaxMemory, "MaxMemory cannot be negative.");
@@ -82,7 +93,7 @@ public enum SupervisorState
     /// <summary>Keeping its workers up.</summary>
     Running,
 
-    /// <summary>Workers crashed too often in a row; it no longer restarts them.</summary>
+    /// <summary>Every slot is errored (its workers crashed <see cref="SupervisorOptions.MaxRestarts"/> times in a row): nothing serves and nothing is restarted.</summary>
     Errored,
 
     /// <summary>Stopping after its drain delay: still serving, but on its way out.</summary>
@@ -92,5 +103,28 @@ public enum SupervisorState
     Stopped,
 }
 
-/// <summary>A rolling reload gave up: a new worker did not become ready in time. The old workers still serve.</summary>
-public sealed class ReloadFailedException(string message) : Exception(message);
+/// <summary>
+/// A new worker did not become ready: it died first (<see cref="Exit"/> says how) or was not ready within
+/// <see cref="SupervisorOptions.ReadyTimeout"/> (<see cref="Exit"/> is null).
+/// </summary>
+public class WorkerNotReadyException(string message, Worker worker, WorkerExit? exit, bool connected) : Exception(message)
+{
+    /// <summary>The worker that was not ready.</summary>
+    public Worker Worker { get; } = worker;
+
+    /// <summary>How it died, or null when it was still running at the ready timeout.</summary>
+    public WorkerExit? Exit { get; } = exit;
+
+    /// <summary>
+    /// Whether its channel to the primary ever came up. False means Herd never started in it: the command is not a
+    /// .NET app run by <c>dotnet App.dll</c>, or startup hooks are off and it does not call <c>UseHerd()</c>.
+    /// </summary>
+    public bool Connected { get; } = connected;
+}
+
+/// <summary>
+/// A reload or restart gave up because a new worker was not ready: the new worker was stopped, not restarted, and
+/// the old workers kept serving.
+/// </summary>
+public sealed class ReloadFailedException(string message, Worker worker, WorkerExit? exit, bool connected)
+    : WorkerNotReadyException(message, worker, exit, connected);
