@@ -308,7 +308,7 @@ public sealed class CliTests
     }
 
     /// <summary>A `herd run` of PlainWebApp in the background, stopped and cleaned up on dispose.</summary>
-    private sealed class HerdRun : IAsyncDisposable
+    internal sealed class HerdRun : IAsyncDisposable
     {
         private readonly Process _process;
         private readonly HttpClient _http = new() { Timeout = TestCluster.Timeout };
