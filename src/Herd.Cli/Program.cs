@@ -21,7 +21,7 @@ run.SetAction(async (result, cancellationToken) =>
             : file.Instances is { } fromFile ? HerdConfig.ParseInstances(fromFile.ToString(), "instances")
             : Environment.ProcessorCount;
         var appName = result.GetResult(name) is { Implicit: false } ? result.GetValue(name)! : file.Name ?? result.GetValue(name)!;
-        return await RunCommand.RunAsync(appName, program, file.ToOptions(workers), cancellationToken);
+        return await RunCommand.RunAsync(appName, program, file.ToOptions(workers), file.WaitReady == true, cancellationToken);
     }
     catch (ConfigException ex)
     {

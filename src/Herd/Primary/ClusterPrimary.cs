@@ -362,6 +362,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
             case Acts.Ready:
                 worker.LastHeartbeat = System.Diagnostics.Stopwatch.GetTimestamp();
                 worker.SetReady();
+                foreach (var handle in _roundRobin.Values) handle.WorkerReady(worker); // dispatch skipped it until now
                 break;
             case Acts.Heartbeat:
                 worker.LastHeartbeat = System.Diagnostics.Stopwatch.GetTimestamp();
