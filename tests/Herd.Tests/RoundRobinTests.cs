@@ -37,6 +37,7 @@ public sealed class RoundRobinTests
         await using var primary = new ClusterPrimary();
         using var channel = new Channel(primaryEnd);
         var worker = new Worker(primary, 1, 0, Process.GetCurrentProcess(), channel);
+        worker.SetReady(); // as its Ready message would: only a ready worker is handed connections
         var retired = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var handle = new RoundRobinHandle("test", 1, AddressKey.Of(new IPEndPoint(IPAddress.Loopback, 0), udp: false), 16, null, new ConnectionCounters(), leastBusy: false, _ => retired.TrySetResult());
         try

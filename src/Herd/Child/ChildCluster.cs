@@ -202,12 +202,14 @@ internal sealed class ChildCluster : IChannelHandler
 
     internal void NotifyListening(EndPoint local, bool udp)
     {
+        // Ready first, when listening is all it waited for: whoever sees this worker listening may send it traffic
+        // (a round-robin primary hands connections only to ready workers).
+        SignalReady(ReadyWaits.Listening);
         var address = ListeningAddress.Of(local, udp);
         _channel.SendInternal(new InternalMessage
         {
             Act = Acts.Listening, Address = address.Address, Port = address.Port, AddressType = AddressKey.Of(local, udp).AddressType,
         });
-        SignalReady(ReadyWaits.Listening);
     }
 
     private void Track(IAsyncDisposable server)
