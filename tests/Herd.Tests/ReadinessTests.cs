@@ -40,4 +40,29 @@ public sealed class ReadinessTests
         Assert.True(duringReload > 0);
         Assert.All(statuses, status => Assert.Equal(HttpStatusCode.OK, status));
     }
+
+    [Fact]
+    public async Task An_app_that_defers_readiness_is_ready_only_once_it_says_so()
+    {
+        var port = Ports.Free().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        await using var primary = new ClusterPrimary(new ClusterSettings { Exec = TestCluster.SampleDll, Args = ["--port", port, "--ready-after", "2000"], Silent = true });
+        var listening = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
+        primary.Listening += (_, _) => listening.TrySetResult(Stopwatch.GetTimestamp());
+        var worker = primary.Fork();
+        await worker.Ready.WaitAsync(TestCluster.Timeout);
+        var waited = Stopwatch.GetElapsedTime(await listening.Task.WaitAsync(TestCluster.Timeout));
+        // Listening comes as Kestrel binds, before the app has even started: 2 s later at the least, it says it is ready.
+        Assert.True(waited >= TimeSpan.FromSeconds(1.9), $"ready {waited.TotalSeconds:0.00} s after listening");
+    }
+
+    [Fact]
+    public async Task With_wait_ready_a_worker_whose_app_never_says_so_fails_the_reload_and_the_old_one_stays()
+    {
+        // PlainWebApp knows nothing of Herd, so it never says it is ready.
+        await using var herd = await HerdRun.StartAsync(workers: 1, config: """{ "waitReady": true, "readyTimeout": 1500 }""");
+        var before = await herd.LsAsync();
+        var (code, output) = await HerdRun.CliAsync("reload", "--name", herd.Name);
+        Assert.True(code != 0, output);
+        Assert.Equal(before, await herd.LsAsync());
+    }
 }
