@@ -1,5 +1,6 @@
 using Herd.Child;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 
@@ -26,13 +27,23 @@ internal sealed class WorkerMiddleware(WorkerDrain drain) : IStartupFilter
         app.Use((context, nextMiddleware) =>
         {
             worker.CountRequest();
-            // When the response starts, not now: an error handler that clears the headers would drop it.
-            if (drain.IsDraining) context.Response.OnStarting(s_closeAfter, context.Response);
+            if (drain.IsDraining) CloseAfter(context);
             if (GoingAwayUpgrade.TryAttach(context, drain) is { } webSocket) return WebSocketAsync(context, nextMiddleware, load, webSocket);
             return load.IsReporting ? InProgressAsync(context, nextMiddleware, load) : nextMiddleware(context);
         });
         next(app);
     };
+
+    // HTTP/1.x: Connection: close, set as the response starts, not now, or an error handler that clears the headers
+    // would drop it. HTTP/2 and 3 have no such header, and need none: Kestrel's GOAWAY tells their clients which
+    // requests were taken, so asking for it now races nobody.
+    private static void CloseAfter(HttpContext context)
+    {
+        if (HttpProtocol.IsHttp11(context.Request.Protocol) || HttpProtocol.IsHttp10(context.Request.Protocol))
+            context.Response.OnStarting(s_closeAfter, context.Response);
+        else
+            context.Features.Get<IConnectionLifetimeNotificationFeature>()?.RequestClose();
+    }
 
     private async Task WebSocketAsync(HttpContext context, RequestDelegate next, LoadReporter load, GoingAwayUpgrade webSocket)
     {

@@ -63,6 +63,35 @@ public sealed class DrainTests
     }
 
     [Fact]
+    public async Task An_idle_keep_alive_connection_stays_open_through_the_drain_and_its_next_request_is_answered_with_close()
+    {
+        // A kill timeout long enough for the polling below: the drain lasts until shortly before it.
+        await using var herd = await HerdRun.StartAsync(workers: 1, config: """{ "killTimeout": 10000 }""");
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, herd.Uri.Port)).WaitAsync(TestCluster.Timeout);
+        var request = Encoding.ASCII.GetBytes("GET /pid HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+        var buffer = new byte[4096];
+        var (answered, close, note) = await ExchangeAsync(socket, request, buffer);
+        Assert.True(answered && !close, note);
+        var old = (await herd.LsAsync()).Single();
+
+        var reload = HerdRun.CliAsync("reload", "--name", herd.Name);
+        var clock = Stopwatch.StartNew();
+        while ((await herd.LsAsync()).Contains(old)) Assert.True(clock.Elapsed < TestCluster.Timeout, "the old worker never left"); // retired: it drains
+        // The connection was idle as the old worker was told to leave. Each request on it is answered; once the drain
+        // has begun, with Connection: close, after which the worker closes it.
+        do
+        {
+            (answered, close, note) = await ExchangeAsync(socket, request, buffer);
+            Assert.True(answered, note);
+        }
+        while (!close && clock.Elapsed < TestCluster.Timeout);
+        Assert.True(close);
+        Assert.Equal(0, await socket.ReceiveAsync(buffer, SocketFlags.None).WaitAsync(TestCluster.Timeout));
+        Assert.Equal(0, (await reload.WaitAsync(TestCluster.Timeout)).Code);
+    }
+
+    [Fact]
     public async Task A_reload_closes_an_open_websocket_with_going_away()
     {
         await using var herd = await HerdRun.StartAsync(workers: 1);
