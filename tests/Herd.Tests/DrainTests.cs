@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Net.WebSockets;
 using System.Text;
+using Xunit.Abstractions;
 using HerdRun = Herd.Tests.CliTests.HerdRun;
 
 namespace Herd.Tests;
@@ -11,7 +12,7 @@ namespace Herd.Tests;
 /// A worker that leaves (reload, stop, scale-down) answers every request its clients sent: raw-socket clients that
 /// retry nothing count each request sent and each one that got no response.
 /// </summary>
-public sealed class DrainTests
+public sealed class DrainTests(ITestOutputHelper output)
 {
     [Fact]
     public async Task Keep_alive_clients_lose_no_request_across_reloads_and_a_stop()
@@ -22,7 +23,7 @@ public sealed class DrainTests
         // A pause between requests leaves each connection idle most of the time, as a worker starts to leave.
         var clients = Enumerable.Range(0, 8).Select(_ => Task.Run(() => HammerAsync(herd.Uri.Port, keepAlive: true, TimeSpan.FromMilliseconds(1), tally, stop.Token))).ToArray();
         await tally.AnsweredAtLeastAsync(100);
-        for (int i = 0; i < 3; i++)
+        for (int i = 0; i < 6; i++)
         {
             Assert.Equal(0, (await HerdRun.CliAsync("reload", "--name", herd.Name)).Code);
             await tally.AnsweredAtLeastAsync(tally.Answered + 100);
@@ -31,6 +32,7 @@ public sealed class DrainTests
         Assert.Equal(0, (await HerdRun.CliAsync("stop", "--name", herd.Name)).Code);
         await stop.CancelAsync();
         await Task.WhenAll(clients).WaitAsync(TestCluster.Timeout);
+        output.WriteLine($"8 keep-alive clients, 6 reloads and a stop: {tally.Sent} requests sent, {tally.Lost} lost");
 
         Assert.True(tally.Lost == 0, $"{tally.Lost} of {tally.Sent} requests got no response: {string.Join("; ", tally.Notes.Take(5))}");
         Assert.Equal(0, refusedBeforeStop);
@@ -57,6 +59,7 @@ public sealed class DrainTests
         }
         await stop.CancelAsync();
         await Task.WhenAll(clients).WaitAsync(TestCluster.Timeout);
+        output.WriteLine($"8 Connection: close clients ({policy}), 3 scale-ups and scale-downs: {tally.Sent} requests sent, {tally.Lost} lost");
 
         Assert.True(tally.Lost == 0, $"{tally.Lost} of {tally.Sent} requests got no response: {string.Join("; ", tally.Notes.Take(5))}");
         Assert.Equal(0, tally.Refused);
