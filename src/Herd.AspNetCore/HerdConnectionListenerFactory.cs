@@ -100,7 +100,11 @@ internal sealed class HerdConnectionListener : IConnectionListener
         return _listener.DisposeAsync();
     }
 
-    public ValueTask DisposeAsync() => UnbindAsync();
+    public async ValueTask DisposeAsync()
+    {
+        await UnbindAsync().ConfigureAwait(false);
+        End(); // a listener Kestrel never accepted on (another endpoint failed to bind) holds up no drain
+    }
 
     // The accept loop is over: the drain no longer waits for a connection from this listener.
     private ConnectionContext? End()

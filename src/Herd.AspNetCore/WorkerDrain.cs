@@ -56,7 +56,8 @@ internal sealed class WorkerDrain
     {
         _started.TrySetResult(); // a full barrier: a connection closing now sees it, or the check below sees the count
         if (Volatile.Read(ref _open) == 0) _empty.TrySetResult();
-        foreach (var webSocket in _webSockets.Keys) await webSocket.GoAwayAsync().ConfigureAwait(false);
+        // Not awaited one by one: a WebSocket whose app is stuck in a write to a slow client must not hold up the rest.
+        foreach (var webSocket in _webSockets.Keys) _ = webSocket.GoAwayAsync();
         try
         {
             await _empty.Task.WaitAsync(bound, cancellationToken).ConfigureAwait(false);
