@@ -2,7 +2,8 @@
 // For bench/run.sh's comparison of scheduling policies it can make one worker slow: --delay MS makes each request wait
 // MS ms (as for a backend), --concurrency N lets a worker wait on at most N requests at a time (the rest queue, as for
 // a pool of N backend connections), and --slow-worker F makes worker 1's requests wait F times as long, so that it
-// also serves F times fewer of them.
+// also serves F times fewer of them. --ready-after MS makes each worker say itself that it is ready, MS ms after it has
+// started (as an app that warms a cache would): until then the primary sends it nothing, and a reload waits for it.
 using System.Globalization;
 using System.Runtime.InteropServices;
 using Herd;
@@ -12,7 +13,7 @@ int workers = Options("--workers") is [var count, ..] ? count : Environment.Proc
 
 // --workers 0: no cluster, this one process serves (the single-process baseline).
 if (Cluster.IsPrimary && workers > 0) await Primary.RunAsync(workers);
-else await Server.RunAsync(args, ports, RequestWork());
+else await Server.RunAsync(args, ports, RequestWork(), Options("--ready-after") is [var readyAfter, ..] ? TimeSpan.FromMilliseconds(readyAfter) : null);
 
 Work RequestWork()
 {
@@ -50,12 +51,17 @@ static class Primary
 
 static class Server
 {
-    public static async Task RunAsync(string[] args, int[] ports, Work work)
+    public static async Task RunAsync(string[] args, int[] ports, Work work, TimeSpan? readyAfter)
     {
         var builder = WebApplication.CreateSlimBuilder(args);
         builder.WebHost.UseHerd(args.Contains("--reuseport") ? new ListenOptions { ReusePort = true } : null);
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         var app = builder.Build();
+        if (readyAfter is { } warmup && Cluster.IsWorker)
+        {
+            Cluster.Worker.DeferReady(); // before the app runs: the worker is ready when it says so, not once started
+            app.Lifetime.ApplicationStarted.Register(() => _ = Task.Delay(warmup).ContinueWith(_ => Cluster.Worker.SignalReady(), TaskScheduler.Default));
+        }
         if (work.Delay > TimeSpan.Zero)
         {
             var slots = new SemaphoreSlim(work.Concurrency);

@@ -12,9 +12,11 @@ internal sealed class HerdConnectionListenerFactory : IConnectionListenerFactory
 {
     private readonly SocketConnectionContextFactory _connections;
     private readonly ListenOptions _listenOptions;
+    private readonly WorkerDrain _drain;
 
-    public HerdConnectionListenerFactory(IOptions<SocketTransportOptions> transport, ILoggerFactory loggerFactory, ListenOptions? listenOptions)
+    public HerdConnectionListenerFactory(IOptions<SocketTransportOptions> transport, ILoggerFactory loggerFactory, WorkerDrain drain, ListenOptions? listenOptions)
     {
+        _drain = drain;
         var options = transport.Value;
         _connections = new SocketConnectionContextFactory(new SocketConnectionFactoryOptions
         {
@@ -32,35 +34,53 @@ internal sealed class HerdConnectionListenerFactory : IConnectionListenerFactory
     public async ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
     {
         var listener = await ClusterSocket.ListenAsync(endpoint, _listenOptions, cancellationToken).ConfigureAwait(false);
-        return new HerdConnectionListener(listener, _connections);
+        return new HerdConnectionListener(listener, _connections, _drain);
     }
 
     public void Dispose() => _connections.Dispose();
 }
 
-/// <summary>One Kestrel endpoint over a <see cref="ClusterListener"/>.</summary>
-internal sealed class HerdConnectionListener(ClusterListener listener, SocketConnectionContextFactory connections) : IConnectionListener
+/// <summary>One Kestrel endpoint over a <see cref="ClusterListener"/>, whose connections a leaving worker drains.</summary>
+internal sealed class HerdConnectionListener : IConnectionListener
 {
-    public EndPoint EndPoint => listener.LocalEndPoint;
+    private readonly ClusterListener _listener;
+    private readonly SocketConnectionContextFactory _connections;
+    private readonly WorkerDrain _drain;
+    private readonly TaskCompletionSource _unbound = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _ended;
+
+    public HerdConnectionListener(ClusterListener listener, SocketConnectionContextFactory connections, WorkerDrain drain)
+    {
+        _listener = listener;
+        _connections = connections;
+        _drain = drain;
+        drain.Opened();
+    }
+
+    public EndPoint EndPoint => _listener.LocalEndPoint;
 
     // As Kestrel's own listener, an accept that fails is retried: a connection reset in the backlog is not the end of
     // the endpoint, and neither is a moment out of fds (EMFILE), which is waited out instead of spun on.
     public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
     {
+        // Nothing before the worker is ready: a round-robin primary sends nothing sooner anyway, and a shared or
+        // reuse-port socket's connections go meanwhile to the workers that are, rather than to an app not ready for them.
+        var ready = Cluster.Worker.WhenReady;
+        if (!ready.IsCompleted && await Task.WhenAny(ready, _drain.Started, _unbound.Task).ConfigureAwait(false) != ready) return End();
         while (true)
         {
             try
             {
-                var socket = await listener.AcceptAsync(cancellationToken).ConfigureAwait(false);
-                return connections.Create(socket);
+                var socket = await _listener.AcceptAsync(cancellationToken).ConfigureAwait(false);
+                return _drain.Track(_connections.Create(socket));
             }
             catch (ObjectDisposedException)
             {
-                return null; // unbound: Kestrel's accept loop ends here
+                return End(); // unbound: Kestrel's accept loop ends here
             }
             catch (SocketException ex) when (ex.SocketErrorCode == SocketError.OperationAborted)
             {
-                return null;
+                return End();
             }
             catch (SocketException ex) when (ex.SocketErrorCode is not (SocketError.ConnectionReset or SocketError.ConnectionAborted))
             {
@@ -74,7 +94,22 @@ internal sealed class HerdConnectionListener(ClusterListener listener, SocketCon
     }
 
     // Closing the listener is what ends a pending AcceptAsync; Kestrel passes no token to it.
-    public ValueTask UnbindAsync(CancellationToken cancellationToken = default) => listener.DisposeAsync();
+    public ValueTask UnbindAsync(CancellationToken cancellationToken = default)
+    {
+        _unbound.TrySetResult();
+        return _listener.DisposeAsync();
+    }
 
-    public ValueTask DisposeAsync() => listener.DisposeAsync();
+    public async ValueTask DisposeAsync()
+    {
+        await UnbindAsync().ConfigureAwait(false);
+        End(); // a listener Kestrel never accepted on (another endpoint failed to bind) holds up no drain
+    }
+
+    // The accept loop is over: the drain no longer waits for a connection from this listener.
+    private ConnectionContext? End()
+    {
+        if (Interlocked.Exchange(ref _ended, 1) == 0) _drain.Closed();
+        return null;
+    }
 }

@@ -15,13 +15,26 @@ public static class HerdWebHostBuilderExtensions
     /// In a Herd worker, every Kestrel endpoint (<c>app.Run(url)</c>, <c>Listen*</c>, <c>ASPNETCORE_URLS</c>) listens
     /// through the primary, and a disconnect from the primary stops the app gracefully. Outside a worker it changes nothing.
     /// </summary>
+    /// <remarks>
+    /// <para>
+    /// The worker is ready for traffic (a reload retires the worker it replaces only then) once the app has started and
+    /// its health checks (<c>AddHealthChecks()</c>) report Healthy, those tagged <c>ready</c> if any are, else all of
+    /// them; they are polled in the process, no endpoint needed. An app that must say itself when it is ready calls
+    /// <see cref="Herd.CurrentWorker.DeferReady"/> before it runs, then <see cref="Herd.CurrentWorker.SignalReady"/>.
+    /// </para>
+    /// <para>
+    /// A worker that leaves (reload, scale-down, stop) first drains: no new connection comes, every response closes its
+    /// connection, open WebSockets are closed with 1001 (going away), and Kestrel stops once no connection is left, or
+    /// shortly before the primary's kill timeout; only connections idle all that time are closed under their clients.
+    /// </para>
+    /// </remarks>
     /// <param name="builder">The app's web host.</param>
     /// <param name="options">How the endpoints listen (exclusive, reuse-port); by default shared through the primary, with Kestrel's backlog.</param>
     public static IWebHostBuilder UseHerd(this IWebHostBuilder builder, Herd.ListenOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(builder);
         if (!Herd.Cluster.IsWorker) return builder;
-        Herd.Cluster.Worker.DeferReady(); // ready once the app has started, every endpoint bound
+        Herd.Cluster.Worker.DeferHostReady(); // ready once the app has started, every endpoint bound, and is healthy
         Herd.Cluster.Worker.Load.AppCounts(); // requests in progress, not open connections, say how busy Kestrel is
         // Registered after UseKestrel's socket transport, so Kestrel asks this factory first.
         return builder.ConfigureServices(services =>
@@ -35,12 +48,14 @@ public static class HerdWebHostBuilderExtensions
                 // keep it, as the fallback for endpoints Herd does not take (named pipes, inherited handles).
                 if (!services.Any(d => d.ServiceType == typeof(IConnectionListenerFactory)))
                     services.AddSingleton<IConnectionListenerFactory, SocketTransportFactory>();
+                services.AddSingleton<WorkerDrain>();
                 services.AddHostedService<HerdWorkerLifetime>();
                 services.AddSingleton<IHostLifetime, HerdHostLifetime>();
-                services.AddTransient<IStartupFilter, RequestCounter>();
+                services.AddTransient<IStartupFilter, WorkerMiddleware>();
             }
             services.AddSingleton<IConnectionListenerFactory>(provider => new HerdConnectionListenerFactory(
-                provider.GetRequiredService<IOptions<SocketTransportOptions>>(), provider.GetRequiredService<ILoggerFactory>(), options));
+                provider.GetRequiredService<IOptions<SocketTransportOptions>>(), provider.GetRequiredService<ILoggerFactory>(),
+                provider.GetRequiredService<WorkerDrain>(), options));
         });
     }
 }

@@ -16,6 +16,9 @@ internal sealed record HerdConfig
     public string[]? Command { get; init; }
     public int? KillTimeout { get; init; }
     public int? ReadyTimeout { get; init; }
+
+    /// <summary>PM2's wait_ready: a worker is ready only once the app says so (<c>Cluster.Worker.SignalReady()</c>), besides its health checks.</summary>
+    public bool? WaitReady { get; init; }
     public int? RestartDelay { get; init; }
     public int? MaxRestartDelay { get; init; }
     public int? MinUptime { get; init; }

@@ -22,7 +22,7 @@ run.SetAction(async (result, cancellationToken) =>
         : file.Instances is { } fromFile ? HerdConfig.ParseInstances(fromFile.ToString(), "instances")
         : Environment.ProcessorCount;
     var appName = result.GetValue(name) ?? file.Name ?? ControlSocket.DefaultName(program);
-    return await RunCommand.RunAsync(appName, program, file.ToOptions(workers), cancellationToken);
+    return await RunCommand.RunAsync(appName, program, file.ToOptions(workers), file.WaitReady == true, cancellationToken);
 });
 
 var json = new Option<bool>("--json") { Description = "Print a JSON array." };

@@ -30,7 +30,7 @@ internal sealed class RunCommand
         _logs = logs;
     }
 
-    public static async Task<int> RunAsync(string name, string[] command, SupervisorOptions options, CancellationToken cancellationToken)
+    public static async Task<int> RunAsync(string name, string[] command, SupervisorOptions options, bool waitReady, CancellationToken cancellationToken)
     {
         if (Init.IsNeeded) return Init.Run();
         var path = ControlSocket.PathFor(name);
@@ -42,7 +42,13 @@ internal sealed class RunCommand
             Exec = command[0],
             Args = command[1..],
             Silent = true, // their output comes through the primary, prefixed, for herd logs
-            Environment = new Dictionary<string, string?> { [StartupHooks] = string.IsNullOrEmpty(hooks) ? hook : $"{hooks}{Path.PathSeparator}{hook}" },
+            Environment = new Dictionary<string, string?>
+            {
+                [StartupHooks] = string.IsNullOrEmpty(hooks) ? hook : $"{hooks}{Path.PathSeparator}{hook}",
+                // A leaving worker drains until shortly before it would be killed; a waitReady app says when it is ready.
+                [Herd.Child.ChildCluster.KillTimeoutVariable] = ((long)options.KillTimeout.TotalMilliseconds).ToString(CultureInfo.InvariantCulture),
+                [Herd.Child.ChildCluster.WaitReadyVariable] = waitReady ? "1" : null,
+            },
         });
         await using var supervisor = new Supervisor(primary, options);
         primary.AdoptSystemdSockets();

@@ -77,13 +77,34 @@ public sealed class CurrentWorker
 
     /// <summary>
     /// Says this worker will call <see cref="SignalReady"/> itself, once it is ready for traffic, instead of being
-    /// ready as soon as its first server listens. Call it before listening. Herd.AspNetCore does, and signals when
-    /// the app has started, with every endpoint bound.
+    /// ready as soon as its first server listens (PM2's <c>wait_ready</c>; herd.json's <c>waitReady</c> does the same
+    /// from outside). Call it before listening. A rolling reload retires an old worker only once its replacement is
+    /// ready, and a round-robin primary hands a worker no connection before.
     /// </summary>
-    public void DeferReady() => _child.DeferReady();
+    /// <remarks>
+    /// Under Herd.AspNetCore (<c>UseHerd()</c>, or <c>herd run</c>'s startup hook) a worker is ready once the app has
+    /// started, and its health checks (<c>AddHealthChecks()</c>) report Healthy: those tagged <c>ready</c> if any are,
+    /// else all of them. This adds the app's own say: it is ready when all of these hold.
+    /// </remarks>
+    public void DeferReady() => _child.DeferReady(ChildCluster.ReadyWaits.App);
 
-    /// <summary>Tells the primary this worker is ready for traffic; a rolling reload waits for it before retiring an old worker.</summary>
-    public void SignalReady() => _child.SignalReady();
+    /// <summary>
+    /// Tells the primary this worker is ready for traffic (PM2's <c>process.send('ready')</c>), or, under
+    /// Herd.AspNetCore, that the app is, which makes the worker ready once its host has started and its health
+    /// checks are Healthy. Later calls do nothing.
+    /// </summary>
+    public void SignalReady() => _child.SignalReady(ChildCluster.ReadyWaits.App | ChildCluster.ReadyWaits.Listening);
+
+    /// <summary>Completes once this worker has told the primary it is ready.</summary>
+    internal Task WhenReady => _child.WhenReady;
+
+    /// <summary>How long the primary waits for this worker to leave before it kills it.</summary>
+    internal TimeSpan KillTimeout => _child.KillTimeout;
+
+    /// <summary>Herd.AspNetCore holds readiness until the host has started and its health checks are Healthy.</summary>
+    internal void DeferHostReady() => _child.DeferReady(ChildCluster.ReadyWaits.Host);
+
+    internal void SignalHostReady() => _child.SignalReady(ChildCluster.ReadyWaits.Host);
 
     /// <summary>Counts one request served, for <c>herd ls</c> and recycling by <see cref="SupervisorOptions.MaxRequests"/>. Herd.AspNetCore counts every HTTP request.</summary>
     public void CountRequest() => _child.CountRequest();

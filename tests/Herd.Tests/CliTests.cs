@@ -279,7 +279,7 @@ public sealed class CliTests
         {
             foreach (var file in Directory.GetFiles(Path.GetDirectoryName(TestCluster.PlainWebAppDll)!)) File.Copy(file, Path.Combine(copy.FullName, Path.GetFileName(file)));
             var dll = Path.Combine(copy.FullName, Path.GetFileName(TestCluster.PlainWebAppDll));
-            await using var herd = await HerdRun.StartAsync(workers: 2, config: null, app: dll);
+            await using var herd = await HerdRun.StartAsync(workers: 2, config: null, command: port => ["dotnet", dll, "--urls", $"http://127.0.0.1:{port}"]);
             var before = await herd.LsAsync();
             File.Delete(dll); // a new file, as a deploy writes: the running workers keep theirs
             await File.WriteAllTextAsync(dll, "not an assembly");
@@ -490,10 +490,6 @@ public sealed class CliTests
 
         public static Task<HerdRun> StartAsync(int workers, string? config, params (string Name, string Value)[] environment) =>
             StartAsync(workers, config, command: null, environment);
-
-        /// <summary>Runs PlainWebApp from <paramref name="app"/>, a copy of its dll elsewhere.</summary>
-        public static Task<HerdRun> StartAsync(int workers, string? config, string app, params (string Name, string Value)[] environment) =>
-            StartAsync(workers, config, port => ["dotnet", app, "--urls", $"http://127.0.0.1:{port}"], environment);
 
         /// <summary>Runs <paramref name="command"/> (by default PlainWebApp on <see cref="Port"/>) and waits until herd says it runs.</summary>
         public static async Task<HerdRun> StartAsync(int workers, string? config, Func<int, string[]>? command, params (string Name, string Value)[] environment)

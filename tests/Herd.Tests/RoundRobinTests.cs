@@ -38,6 +38,7 @@ public sealed class RoundRobinTests
         using var channel = new Channel(primaryEnd);
         using var process = new WorkerProcess(Environment.ProcessId, Native.Pidfd.Open(Environment.ProcessId), null, null); // a stand-in: only the channel matters
         var worker = new Worker(primary, 1, 0, process, channel);
+        worker.SetReady(); // as its Ready message would: only a ready worker is handed connections
         var retired = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var handle = new RoundRobinHandle("test", 1, AddressKey.Of(new IPEndPoint(IPAddress.Loopback, 0), udp: false), 16, null, new ConnectionCounters(), leastBusy: false, _ => retired.TrySetResult());
         try

@@ -26,6 +26,12 @@ internal sealed class ChildCluster : IChannelHandler
     /// <summary>The worker's slot, left in its environment for the app to read, as PM2 leaves NODE_APP_INSTANCE.</summary>
     internal const string SlotVariable = "HERD_APP_INSTANCE";
 
+    /// <summary>Set by the primary (herd.json's <c>waitReady</c>, PM2's wait_ready): the app says itself when it is ready.</summary>
+    internal const string WaitReadyVariable = "HERD_WAIT_READY";
+
+    /// <summary>The primary's kill timeout in milliseconds, which bounds a leaving worker's drain.</summary>
+    internal const string KillTimeoutVariable = "HERD_KILL_TIMEOUT";
+
     private readonly Ipc.Channel _channel;
     private readonly EventQueue _events = new();
     private readonly Inbox _inbox = new();
@@ -34,11 +40,11 @@ internal sealed class ChildCluster : IChannelHandler
     private readonly Dictionary<string, SortedSet<int>> _indexes = [];
     private readonly HashSet<IAsyncDisposable> _servers = [];
     private readonly Lock _gate = new();
+    private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _seq;
-    private bool _readyDeferred;
+    private int _readyWaits = (int)ReadyWaits.Listening; // what readiness still waits for; Ready goes out as the last clears
     private long _requestsServed;
     private long _connections;
-    private int _readySignalled;
     private int _endBy; // the signal Worker.Kill sent, which this worker then lets end it
     private PosixSignalRegistration[] _signals = [];
 
@@ -57,18 +63,39 @@ internal sealed class ChildCluster : IChannelHandler
 
     internal bool ExitedAfterDisconnect { get; private set; }
 
+    /// <summary>Completes once this worker has told the primary it is ready.</summary>
+    internal Task WhenReady => _ready.Task;
+
+    /// <summary>How long the primary gives a leaving worker before it kills it (its default when the primary does not say).</summary>
+    internal TimeSpan KillTimeout { get; private set; } = new SupervisorOptions().KillTimeout;
+
     internal void Post(Action raise) => _events.Post(raise);
 
-    internal void DeferReady() => Volatile.Write(ref _readyDeferred, true);
+    /// <summary>
+    /// Readiness waits for <paramref name="what"/> too, and no longer for the first server to listen: whoever defers
+    /// knows better when the worker is ready. No effect once the worker has said it is ready.
+    /// </summary>
+    internal void DeferReady(ReadyWaits what)
+    {
+        int waits;
+        do waits = Volatile.Read(ref _readyWaits);
+        while (waits != 0 && Interlocked.CompareExchange(ref _readyWaits, (waits | (int)what) & ~(int)ReadyWaits.Listening, waits) != waits);
+    }
+
+    /// <summary>One thing readiness waited for is done; the last one tells the primary, once.</summary>
+    internal void SignalReady(ReadyWaits what)
+    {
+        int waits;
+        do waits = Volatile.Read(ref _readyWaits);
+        while (waits != 0 && Interlocked.CompareExchange(ref _readyWaits, waits & ~(int)what, waits) != waits);
+        if (waits == 0 || (waits & ~(int)what) != 0) return;
+        _channel.SendInternal(new InternalMessage { Act = Acts.Ready });
+        _ready.TrySetResult();
+    }
 
     internal void CountRequest() => Interlocked.Increment(ref _requestsServed);
 
     internal void CountConnection() => Interlocked.Increment(ref _connections);
-
-    internal void SignalReady()
-    {
-        if (Interlocked.Exchange(ref _readySignalled, 1) == 0) _channel.SendInternal(new InternalMessage { Act = Acts.Ready });
-    }
 
     /// <summary>Becomes a worker if this process was forked as one; clears the variables so grandchildren are not.</summary>
     public static ChildCluster? TryStart()
@@ -80,7 +107,11 @@ internal sealed class ChildCluster : IChannelHandler
         // clears one set before exec; a primary that died before this line shows as end of stream instead.
         if (Libc.Prctl(Libc.PR_SET_PDEATHSIG, (nuint)UnixSignal.SIGKILL, 0, 0, 0) != 0) throw Fd.LastError("prctl(PR_SET_PDEATHSIG)");
         var slotText = Environment.GetEnvironmentVariable(SlotVariable);
+        var waitReady = Environment.GetEnvironmentVariable(WaitReadyVariable) is "1" or "true";
+        var killTimeoutText = Environment.GetEnvironmentVariable(KillTimeoutVariable);
         Environment.SetEnvironmentVariable(IdVariable, null);
+        Environment.SetEnvironmentVariable(WaitReadyVariable, null);
+        Environment.SetEnvironmentVariable(KillTimeoutVariable, null);
         if (!int.TryParse(idText, out int id)) throw new InvalidOperationException($"{IdVariable}={idText} does not name a Herd worker.");
         if (ChannelProblem() is { } problem)
             throw new InvalidOperationException($"{IdVariable} is set, but fd {ChannelFd} is not a Herd channel: {problem}. Start workers through a Herd primary.");
@@ -90,6 +121,9 @@ internal sealed class ChildCluster : IChannelHandler
             throw new InvalidOperationException($"{SlotVariable}={slotText} does not name a worker slot.");
         Fd.CloseOnExecFrom3();
         var child = new ChildCluster(id, slot, new SafeFdHandle(ChannelFd));
+        if (int.TryParse(killTimeoutText, System.Globalization.CultureInfo.InvariantCulture, out int killMs) && killMs >= 0)
+            child.KillTimeout = TimeSpan.FromMilliseconds(killMs);
+        if (waitReady) child.DeferReady(ReadyWaits.App);
         child._channel.Start(child);
         child._signals = [.. new[] { PosixSignal.SIGTERM, PosixSignal.SIGINT }.Select(signal => PosixSignalRegistration.Create(signal, child.OnTerminationSignal))];
         child._channel.SendInternal(new InternalMessage { Act = Acts.Online });
@@ -206,12 +240,14 @@ internal sealed class ChildCluster : IChannelHandler
 
     internal void NotifyListening(EndPoint local, bool udp)
     {
+        // Ready first, when listening is all it waited for: whoever sees this worker listening may send it traffic
+        // (a round-robin primary hands connections only to ready workers).
+        SignalReady(ReadyWaits.Listening);
         var address = ListeningAddress.Of(local, udp);
         _channel.SendInternal(new InternalMessage
         {
             Act = Acts.Listening, Address = address.Address, Port = address.Port, AddressType = AddressKey.Of(local, udp).AddressType,
         });
-        if (!Volatile.Read(ref _readyDeferred)) SignalReady();
     }
 
     private void Track(IAsyncDisposable server)
@@ -382,6 +418,20 @@ internal sealed class ChildCluster : IChannelHandler
         {
             _channel.Dispose();
         }
+    }
+
+    /// <summary>What a worker's readiness waits for; each is cleared once, and the worker is ready when none is left.</summary>
+    [Flags]
+    internal enum ReadyWaits
+    {
+        /// <summary>Its first server to listen: a worker that defers nothing is ready then, as before readiness could wait.</summary>
+        Listening = 1,
+
+        /// <summary>The app's own <see cref="CurrentWorker.SignalReady"/>, after <see cref="CurrentWorker.DeferReady"/> or herd.json's waitReady.</summary>
+        App = 2,
+
+        /// <summary>Herd.AspNetCore: the host has started, every endpoint bound, and its health checks report Healthy.</summary>
+        Host = 4,
     }
 
     private readonly record struct Reply(InternalMessage Message, SafeFdHandle? Fd);

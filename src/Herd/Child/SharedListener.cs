@@ -81,20 +81,26 @@ internal sealed class SharedListener : ClusterListener
 
     public override async ValueTask DisposeAsync()
     {
-        TaskCompletionSource<Socket>? waiter;
         lock (_gate)
         {
             if (_closed) return;
             _closed = true;
-            (waiter, _waiter) = (_waiter, null);
-            while (_ready.TryDequeue(out var ready)) ready.Dispose();
             Monitor.Pulse(_gate);
         }
         Libc.EventFdWrite(_wake.Fd, 1);
-        waiter?.TrySetException(new ObjectDisposedException(nameof(ClusterListener)));
         // The accept thread closes the socket as it leaves: until then its epoll set may still report the shared
         // socket under this fd's number. Called from that thread (the app's accept loop runs there), it leaves next.
         if (Thread.CurrentThread != _thread) await _stopped.Task.ConfigureAwait(false);
+        // Only now is the app's wait failed. A connection the thread took from the kernel as the listener closed still
+        // goes to that wait: failed earlier, the connection was closed unserved, an empty response at scale-down
+        // that no other worker could have prevented, the kernel having handed it to this one.
+        TaskCompletionSource<Socket>? waiter;
+        lock (_gate)
+        {
+            (waiter, _waiter) = (_waiter, null);
+            while (_ready.TryDequeue(out var ready)) ready.Dispose();
+        }
+        waiter?.TrySetException(new ObjectDisposedException(nameof(ClusterListener)));
         _onClosed();
     }
 

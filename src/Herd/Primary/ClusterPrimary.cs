@@ -372,8 +372,9 @@ public sealed class ClusterPrimary : IAsyncDisposable
                 break;
             case Acts.Ready:
                 worker.LastHeartbeat = System.Diagnostics.Stopwatch.GetTimestamp();
-                lock (_gate) UpdateHandles(handle => handle.WorkerReady(worker)); // a server its slot's replacement did not come back to closes
                 worker.SetReady();
+                // Round robin skipped it until now; a server its slot's replacement did not come back to closes.
+                lock (_gate) UpdateHandles(handle => handle.WorkerReady(worker));
                 break;
             case Acts.Signal:
                 OnSignal(worker, (UnixSignal)message.Signal);

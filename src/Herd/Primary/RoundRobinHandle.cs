@@ -11,7 +11,9 @@ namespace Herd.Primary;
 /// turn over their channels, keeping its own copy until the worker answers <c>accepted</c>. A refused connection,
 /// or one held by a worker that dies or whose channel closes before it answers, goes to another worker: none is
 /// lost. Each worker has at most <see cref="Window"/> connections in flight, so a stuck worker stops being chosen.
-/// Least-busy dispatch is the same machinery with another choice of worker.
+/// Least-busy dispatch is the same machinery with another choice of worker. A worker gets connections only once it is
+/// ready (<see cref="Worker.Ready"/>): one whose health checks still fail, replacing another in a reload, gets none,
+/// and connections wait for a ready worker rather than meet it early.
 /// </summary>
 internal sealed class RoundRobinHandle : ServerHandle
 {
@@ -267,7 +269,7 @@ internal sealed class RoundRobinHandle : ServerHandle
         {
             var member = _members[(_next + i) % _members.Count];
             most = Math.Max(most, member.Dispatched);
-            if (member.InFlight >= Window) continue;
+            if (member.InFlight >= Window || !member.Worker.Ready.IsCompleted) continue;
             int load = _leastBusy ? member.Worker.Busy + member.InFlight : 0; // read once: the worker's reports change it
             if (best is null || load < leastLoad || (load == leastLoad && member.Dispatched < best.Dispatched)) (best, leastLoad) = (member, load);
         }
@@ -310,10 +312,18 @@ internal sealed class RoundRobinHandle : ServerHandle
         CloseIfUnused();
     }
 
+    /// <summary>A member became ready: what waited for a worker may go to it now.</summary>
     public override bool WorkerReady(Worker worker)
     {
         lock (_gate)
         {
+            if (_members.Find(m => m.Worker == worker) is { } member)
+            {
+                // Level with the least-served ready worker, as a newcomer is: not owed what went by while it was not ready.
+                var ready = _members.Where(m => m != member && m.Worker.Ready.IsCompleted).ToList();
+                if (ready.Count > 0) member.Dispatched = Math.Max(member.Dispatched, ready.Min(m => m.Dispatched));
+                Pump();
+            }
             if (_awaited.Remove(worker.Slot)) CloseIfUnused();
             RetireIfDone();
             return _closed;
