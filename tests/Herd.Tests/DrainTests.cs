@@ -30,6 +30,7 @@ public sealed class DrainTests(ITestOutputHelper output)
         }
         int refusedBeforeStop = tally.Refused;
         Assert.Equal(0, (await HerdRun.CliAsync("stop", "--name", herd.Name)).Code);
+        await herd.WaitForExitAsync(); // the workers drained, every client's last request answered
         await stop.CancelAsync();
         await Task.WhenAll(clients).WaitAsync(TestCluster.Timeout);
         output.WriteLine($"8 keep-alive clients, 6 reloads and a stop: {tally.Sent} requests sent, {tally.Lost} lost");
