@@ -528,6 +528,9 @@ public sealed class CliTests
             return this;
         }
 
+        /// <summary>Waits for the primary to exit, as after herd stop, which answers before the workers have drained.</summary>
+        public Task WaitForExitAsync() => _process.WaitForExitAsync().WaitAsync(TestCluster.Timeout);
+
         public async Task<int> GetPidAsync() => int.Parse(await _http.GetStringAsync(Uri), CultureInfo.InvariantCulture);
 
         public async Task<HashSet<int>> PidsServingAsync(int requests)

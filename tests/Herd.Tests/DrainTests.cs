@@ -30,6 +30,7 @@ public sealed class DrainTests(ITestOutputHelper output)
         }
         int refusedBeforeStop = tally.Refused;
         Assert.Equal(0, (await HerdRun.CliAsync("stop", "--name", herd.Name)).Code);
+        await herd.WaitForExitAsync(); // the workers drained, every client's last request answered
         await stop.CancelAsync();
         await Task.WhenAll(clients).WaitAsync(TestCluster.Timeout);
         output.WriteLine($"8 keep-alive clients, 6 reloads and a stop: {tally.Sent} requests sent, {tally.Lost} lost");
@@ -98,19 +99,47 @@ public sealed class DrainTests(ITestOutputHelper output)
     public async Task A_reload_closes_an_open_websocket_with_going_away()
     {
         await using var herd = await HerdRun.StartAsync(workers: 1);
-        using var socket = new ClientWebSocket();
         using var timeout = new CancellationTokenSource(TestCluster.Timeout);
-        await socket.ConnectAsync(new Uri($"ws://127.0.0.1:{herd.Uri.Port}/ws"), timeout.Token);
-        var buffer = new byte[256];
-        await socket.SendAsync("hello"u8.ToArray(), WebSocketMessageType.Text, endOfMessage: true, timeout.Token);
-        Assert.Equal(5, (await socket.ReceiveAsync(buffer, timeout.Token)).Count);
+        using var socket = await OpenWebSocketAsync(herd, timeout.Token);
 
         var reload = HerdRun.CliAsync("reload", "--name", herd.Name);
-        var closing = await socket.ReceiveAsync(buffer, timeout.Token);
-        Assert.Equal(WebSocketMessageType.Close, closing.MessageType);
-        Assert.Equal(WebSocketCloseStatus.EndpointUnavailable, closing.CloseStatus); // 1001, going away
-        await socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, timeout.Token);
+        await GoingAwayAsync(socket, timeout.Token);
         Assert.Equal(0, (await reload.WaitAsync(TestCluster.Timeout)).Code);
+    }
+
+    [Fact]
+    public async Task A_stop_closes_an_open_websocket_with_going_away_once_the_drain_delay_is_over()
+    {
+        var drainDelay = TimeSpan.FromSeconds(1.5);
+        await using var herd = await HerdRun.StartAsync(workers: 1, config: $$"""{ "drainDelay": {{(int)drainDelay.TotalMilliseconds}} }""");
+        using var timeout = new CancellationTokenSource(TestCluster.Timeout);
+        using var socket = await OpenWebSocketAsync(herd, timeout.Token);
+
+        var clock = Stopwatch.StartNew();
+        var stopping = HerdRun.CliAsync("stop", "--name", herd.Name);
+        await GoingAwayAsync(socket, timeout.Token);
+        Assert.True(clock.Elapsed >= drainDelay, $"closed {clock.Elapsed.TotalSeconds:0.00} s into a drain delay of {drainDelay.TotalSeconds} s");
+        Assert.Equal(0, (await stopping.WaitAsync(TestCluster.Timeout)).Code);
+        await herd.WaitForExitAsync();
+    }
+
+    // A WebSocket to PlainWebApp's /ws, which echoes one message.
+    private static async Task<ClientWebSocket> OpenWebSocketAsync(HerdRun herd, CancellationToken cancellationToken)
+    {
+        var socket = new ClientWebSocket();
+        await socket.ConnectAsync(new Uri($"ws://127.0.0.1:{herd.Uri.Port}/ws"), cancellationToken);
+        await socket.SendAsync("hello"u8.ToArray(), WebSocketMessageType.Text, endOfMessage: true, cancellationToken);
+        Assert.Equal(5, (await socket.ReceiveAsync(new byte[256], cancellationToken)).Count);
+        return socket;
+    }
+
+    // The worker leaving closes the WebSocket with a handshake, 1001 (going away), which the client completes.
+    private static async Task GoingAwayAsync(ClientWebSocket socket, CancellationToken cancellationToken)
+    {
+        var closing = await socket.ReceiveAsync(new byte[256], cancellationToken);
+        Assert.Equal(WebSocketMessageType.Close, closing.MessageType);
+        Assert.Equal(WebSocketCloseStatus.EndpointUnavailable, closing.CloseStatus);
+        await socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, cancellationToken);
     }
 
     /// <summary>

@@ -82,6 +82,10 @@ internal sealed class ChildCluster : IChannelHandler
         while (waits != 0 && Interlocked.CompareExchange(ref _readyWaits, (waits | (int)what) & ~(int)ReadyWaits.Listening, waits) != waits);
     }
 
+    internal void CountRequest() => Interlocked.Increment(ref _requestsServed);
+
+    internal void CountConnection() => Interlocked.Increment(ref _connections);
+
     /// <summary>One thing readiness waited for is done; the last one tells the primary, once.</summary>
     internal void SignalReady(ReadyWaits what)
     {
@@ -92,10 +96,6 @@ internal sealed class ChildCluster : IChannelHandler
         _channel.SendInternal(new InternalMessage { Act = Acts.Ready });
         _ready.TrySetResult();
     }
-
-    internal void CountRequest() => Interlocked.Increment(ref _requestsServed);
-
-    internal void CountConnection() => Interlocked.Increment(ref _connections);
 
     /// <summary>Becomes a worker if this process was forked as one; clears the variables so grandchildren are not.</summary>
     public static ChildCluster? TryStart()
