@@ -163,7 +163,6 @@ internal static unsafe partial class Libc
 
     // posix_spawn. glibc's attribute and file-action objects are opaque (336 and 80 bytes on 64-bit); Spawn gives
     // them more room than that.
-    public const short POSIX_SPAWN_SETPGROUP = 0x02;
     public const short POSIX_SPAWN_SETSIGDEF = 0x04;
     public const short POSIX_SPAWN_SETSIGMASK = 0x08;
 
@@ -199,9 +198,6 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Lib, EntryPoint = "posix_spawnattr_setsigdefault")]
     public static partial int SpawnAttrSetSigDefault(void* attributes, void* signals);
-
-    [LibraryImport(Lib, EntryPoint = "posix_spawnattr_setpgroup")]
-    public static partial int SpawnAttrSetPGroup(void* attributes, int processGroup);
 
     /// <summary>glibc's sigset_t: 1024 bits.</summary>
     public const int SigSetSize = 128;
