@@ -23,8 +23,10 @@ internal static unsafe partial class Libc
     public const int FD_CLOEXEC = 1;
     public const short POLLOUT = 0x4;
 
+    public const int ESRCH = 3;
     public const int EINTR = 4;
     public const int EBADF = 9;
+    public const int ECHILD = 10;
     public const int EAGAIN = 11;
     public const int EPIPE = 32;
     public const int ECONNRESET = 104;
@@ -227,8 +229,6 @@ internal static unsafe partial class Libc
     public const int CLD_EXITED = 1;
     public const int CLD_KILLED = 2;
     public const int CLD_DUMPED = 3;
-    public const int ECHILD = 10;
-    public const int ESRCH = 3;
 
     /// <summary>siginfo_t as waitid fills it for SIGCHLD: 128 bytes, the child's fields from offset 16.</summary>
     [StructLayout(LayoutKind.Explicit, Size = 128)]
