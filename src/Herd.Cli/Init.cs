@@ -30,7 +30,7 @@ internal static class Init
     {
         Libc.Signal((int)UnixSignal.SIGCHLD, Libc.SIG_DFL); // waitid below needs no signal
         var (file, args) = WorkerLauncher.Program(new ClusterSettings()); // this program, with this command line
-        int pid = Spawn.Start(file, [file, .. args], Spawn.CurrentEnvironment(), workingDirectory: null, [], stdinFromDevNull: false, newProcessGroup: false);
+        int pid = Spawn.Start(file, [file, .. args], Spawn.CurrentEnvironment(), workingDirectory: null, [], stdinFromDevNull: false);
         using var child = Pidfd.Open(pid);
         var registrations = Forwarded.Select(signal => PosixSignalRegistration.Create((PosixSignal)(int)signal, context =>
         {

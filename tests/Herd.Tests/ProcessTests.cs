@@ -4,7 +4,11 @@ using HerdRun = Herd.Tests.CliTests.HerdRun;
 
 namespace Herd.Tests;
 
-/// <summary>How the primary starts, watches, signals and lets go of worker processes (issue 11, items 1 to 6).</summary>
+/// <summary>
+/// How the primary starts, watches, signals and lets go of worker processes (issue 11, items 1 to 6). These run
+/// herd whole, twenty reloads among them: alone, so that they neither load the timing-sensitive tests nor are loaded.
+/// </summary>
+[Collection(nameof(ProcessTests))]
 public sealed class ProcessTests
 {
     // Item 1: a worker's child that keeps its stdout, stderr and channel open must not hide the worker's death.
@@ -256,3 +260,6 @@ public sealed class ProcessTests
         return 0;
     }
 }
+
+[CollectionDefinition(nameof(ProcessTests), DisableParallelization = true)]
+public sealed class ProcessTestsRunAlone;

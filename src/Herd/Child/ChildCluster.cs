@@ -46,7 +46,7 @@ internal sealed class ChildCluster : IChannelHandler
     private long _requestsServed;
     private long _connections;
     private int _endBy; // the signal Worker.Kill sent, which this worker then lets end it
-    private PosixSignalRegistration[] _signals = [];
+    private PosixSignalRegistration[] _signals = []; // held: a registration the GC collects stops handling its signal
 
     private ChildCluster(int id, int slot, SafeFdHandle channelFd)
     {
@@ -97,7 +97,7 @@ internal sealed class ChildCluster : IChannelHandler
         _ready.TrySetResult();
     }
 
-    /// <summary>Becomes a worker if this process was forked as one; clears the variables so grandchildren are not.</summary>
+    /// <summary>Becomes a worker if this process was forked as one; clears the id so that grandchildren are not.</summary>
     public static ChildCluster? TryStart()
     {
         var idText = Environment.GetEnvironmentVariable(IdVariable);

@@ -49,7 +49,7 @@ internal static unsafe class Fd
     {
         if (Libc.Kill(pid, signal) == 0) return true;
         int errno = Marshal.GetLastPInvokeError();
-        if (errno == 3 /* ESRCH */) return false;
+        if (errno == Libc.ESRCH) return false;
         throw new System.ComponentModel.Win32Exception(errno, $"kill({pid}, {signal})");
     }
 

@@ -23,8 +23,10 @@ internal static unsafe partial class Libc
     public const int FD_CLOEXEC = 1;
     public const short POLLOUT = 0x4;
 
+    public const int ESRCH = 3;
     public const int EINTR = 4;
     public const int EBADF = 9;
+    public const int ECHILD = 10;
     public const int EAGAIN = 11;
     public const int EPIPE = 32;
     public const int ECONNRESET = 104;
@@ -163,7 +165,6 @@ internal static unsafe partial class Libc
 
     // posix_spawn. glibc's attribute and file-action objects are opaque (336 and 80 bytes on 64-bit); Spawn gives
     // them more room than that.
-    public const short POSIX_SPAWN_SETPGROUP = 0x02;
     public const short POSIX_SPAWN_SETSIGDEF = 0x04;
     public const short POSIX_SPAWN_SETSIGMASK = 0x08;
 
@@ -200,9 +201,6 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "posix_spawnattr_setsigdefault")]
     public static partial int SpawnAttrSetSigDefault(void* attributes, void* signals);
 
-    [LibraryImport(Lib, EntryPoint = "posix_spawnattr_setpgroup")]
-    public static partial int SpawnAttrSetPGroup(void* attributes, int processGroup);
-
     /// <summary>glibc's sigset_t: 1024 bits.</summary>
     public const int SigSetSize = 128;
 
@@ -231,8 +229,6 @@ internal static unsafe partial class Libc
     public const int CLD_EXITED = 1;
     public const int CLD_KILLED = 2;
     public const int CLD_DUMPED = 3;
-    public const int ECHILD = 10;
-    public const int ESRCH = 3;
 
     /// <summary>siginfo_t as waitid fills it for SIGCHLD: 128 bytes, the child's fields from offset 16.</summary>
     [StructLayout(LayoutKind.Explicit, Size = 128)]

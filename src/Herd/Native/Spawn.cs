@@ -20,9 +20,8 @@ internal static unsafe class Spawn
     /// <param name="workingDirectory">Where it starts; null for this process's.</param>
     /// <param name="fds">Which of this process's fds each of its fds from 0 up is; null leaves that fd as it is here.</param>
     /// <param name="stdinFromDevNull">Its stdin reads /dev/null, whatever this process's is.</param>
-    /// <param name="newProcessGroup">It leads a process group of its own.</param>
     public static int Start(string file, IReadOnlyList<string> argv, IReadOnlyDictionary<string, string?> environment, string? workingDirectory,
-        ReadOnlySpan<SafeFdHandle?> fds, bool stdinFromDevNull, bool newProcessGroup)
+        ReadOnlySpan<SafeFdHandle?> fds, bool stdinFromDevNull)
     {
         var strings = new List<nint>();
         var moved = new List<SafeFdHandle>();
@@ -54,13 +53,7 @@ internal static unsafe class Spawn
             Check(Libc.SpawnAttrSetSigMask(attributes, signals), "setsigmask");
             Libc.SigFillSet(signals);
             Check(Libc.SpawnAttrSetSigDefault(attributes, signals), "setsigdefault");
-            short flags = Libc.POSIX_SPAWN_SETSIGMASK | Libc.POSIX_SPAWN_SETSIGDEF;
-            if (newProcessGroup)
-            {
-                flags |= Libc.POSIX_SPAWN_SETPGROUP;
-                Check(Libc.SpawnAttrSetPGroup(attributes, 0), "setpgroup");
-            }
-            Check(Libc.SpawnAttrSetFlags(attributes, flags), "setflags");
+            Check(Libc.SpawnAttrSetFlags(attributes, Libc.POSIX_SPAWN_SETSIGMASK | Libc.POSIX_SPAWN_SETSIGDEF), "setflags");
             int pid;
             int error = Libc.PosixSpawnP(&pid, Utf8(file, strings), actions, attributes, argvNative, envNative);
             if (error != 0) throw new System.ComponentModel.Win32Exception(error, $"Could not start {file}: {Marshal.GetPInvokeErrorMessage(error)}.");

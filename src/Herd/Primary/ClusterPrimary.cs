@@ -16,6 +16,13 @@ public sealed class ClusterPrimary : IAsyncDisposable
     /// <summary>Overrides the default policy, as NODE_CLUSTER_SCHED_POLICY does in Node: <c>rr</c>, <c>none</c> or <c>leastbusy</c>.</summary>
     public const string PolicyVariable = "HERD_SCHED_POLICY";
 
+    // How long after a worker's exit its channel may still be open (a grandchild holds a copy), and its output read.
+    private static readonly TimeSpan ChannelGrace = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan OutputGrace = TimeSpan.FromSeconds(5);
+
+    // How long a worker's word of a SIGTERM or SIGINT waits for this process's own (see DisconnectUnlessStoppingAsync).
+    private static readonly TimeSpan SignalGrace = TimeSpan.FromSeconds(1);
+
     private readonly Lock _gate = new();
     private readonly EventQueue _events = new();
     private readonly Dictionary<int, Worker> _workers = [];
@@ -248,10 +255,6 @@ public sealed class ClusterPrimary : IAsyncDisposable
         worker.Process.Dispose();
     }
 
-    // How long after a worker's exit its channel may still be open (a grandchild holds a copy), and its output read.
-    private static readonly TimeSpan ChannelGrace = TimeSpan.FromSeconds(1);
-    private static readonly TimeSpan OutputGrace = TimeSpan.FromSeconds(5);
-
     internal void OnChannelClosed(Worker worker, string? error)
     {
         if (error is not null)
@@ -419,8 +422,6 @@ public sealed class ClusterPrimary : IAsyncDisposable
         await Task.Delay(SignalGrace).ConfigureAwait(false);
         if (!Stopping && !worker.IsDead) BeginDisconnect(worker);
     }
-
-    private static readonly TimeSpan SignalGrace = TimeSpan.FromSeconds(1);
 
     private void QueryServer(Worker worker, InternalMessage query)
     {

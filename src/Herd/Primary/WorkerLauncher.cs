@@ -40,7 +40,7 @@ internal static class WorkerLauncher
                 try
                 {
                     started.SetResult(Spawn.Start(argv[0], argv, environment, settings.WorkingDirectory,
-                        [null, outWrite, errWrite, channelEnd], stdinFromDevNull: silent, newProcessGroup: false));
+                        [null, outWrite, errWrite, channelEnd], stdinFromDevNull: silent));
                 }
                 catch (Exception e)
                 {
