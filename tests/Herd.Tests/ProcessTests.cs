@@ -110,6 +110,9 @@ public sealed class ProcessTests
         worker.Kill();
         Assert.Equal(new WorkerExit(null, UnixSignal.SIGTERM), await worker.Exited.WaitAsync(TestCluster.Timeout));
         Assert.False(worker.ExitedAfterDisconnect);
+        // Reaped, its pid may be anyone's now: a kill goes nowhere (it goes through the worker's pidfd).
+        Assert.True(worker.Process.HasExited);
+        worker.Kill(UnixSignal.SIGKILL);
     }
 
     [Fact]
