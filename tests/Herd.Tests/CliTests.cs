@@ -582,8 +582,6 @@ public sealed class CliTests
             return JsonDocument.Parse(answer).RootElement.Clone();
         }
 
-        public Task WaitForExitAsync() => _process.WaitForExitAsync().WaitAsync(TestCluster.Timeout);
-
         public static Task<(int Code, string Output)> CliAsync(params string[] args) => RunAsync(["dotnet", TestCluster.HerdCliDll, .. args]);
 
         public static Task<(int Code, string Output)> RunAsync(string[] command) =>
