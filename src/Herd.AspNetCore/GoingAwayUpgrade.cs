@@ -68,6 +68,9 @@ internal sealed class GoingAwayUpgrade(IHttpUpgradeFeature inner, HttpContext co
             }
         }
 
+        // Each write is one whole frame, so its first byte holds the opcode: 8 is close.
+        private static bool IsClose(ReadOnlySpan<byte> frame) => frame.Length > 0 && (frame[0] & 0x0F) == 0x8;
+
         public override bool CanRead => inner.CanRead;
         public override bool CanSeek => false;
         public override bool CanWrite => inner.CanWrite;
@@ -96,7 +99,9 @@ internal sealed class GoingAwayUpgrade(IHttpUpgradeFeature inner, HttpContext co
             _writing.Wait();
             try
             {
-                if (!_goneAway) inner.Write(buffer);
+                if (_goneAway) return;
+                _goneAway = IsClose(buffer);
+                inner.Write(buffer);
             }
             finally
             {
@@ -112,7 +117,9 @@ internal sealed class GoingAwayUpgrade(IHttpUpgradeFeature inner, HttpContext co
             await _writing.WaitAsync(cancellationToken).ConfigureAwait(false);
             try
             {
-                if (!_goneAway) await inner.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
+                if (_goneAway) return;
+                _goneAway = IsClose(buffer.Span); // the app closed first: it needs no 1001 after its own close
+                await inner.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
             }
             finally
             {

@@ -9,11 +9,15 @@ public sealed class ReadinessTests
 {
     private static readonly TimeSpan Warmup = TimeSpan.FromSeconds(3);
 
-    [Fact]
-    public async Task Reload_waits_for_the_ready_health_check_and_no_request_meets_a_worker_before_it()
+    [Theory]
+    [InlineData("rr")]
+    [InlineData("none")]
+    public async Task Reload_waits_for_the_ready_health_check_and_no_request_meets_a_worker_before_it(string policy)
     {
-        // PlainWebApp's /ready check fails for its first READY_AFTER_MS; /ready answers 503 until then.
-        await using var herd = await HerdRun.StartAsync(workers: 1, ("READY_AFTER_MS", ((int)Warmup.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        // PlainWebApp's /ready check fails for its first READY_AFTER_MS; /ready answers 503 until then. Under round
+        // robin the primary hands the new worker nothing before; on a shared socket the worker accepts nothing before.
+        await using var herd = await HerdRun.StartAsync(workers: 1,
+            ("READY_AFTER_MS", ((int)Warmup.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture)), ("HERD_SCHED_POLICY", policy));
         using var http = new HttpClient { Timeout = TestCluster.Timeout };
         http.DefaultRequestHeaders.ConnectionClose = true;
         var ready = new Uri(herd.Uri, "/ready");
