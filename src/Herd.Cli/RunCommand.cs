@@ -86,7 +86,7 @@ internal sealed class RunCommand
                 catch (WorkerNotReadyException ex)
                 {
                     // A worker that cannot start now will not start on its own later: one clear failure, not a crash loop.
-                    Console.Error.WriteLine($"herd: {run.Explain(ex)}");
+                    Console.Error.WriteLine($"herd: {await run.ExplainAsync(ex)}");
                     await run.StopAsync(control, supervisor);
                     return run._bindFailure is not null ? 1 : ExitCodeOf(ex.Exit);
                 }
@@ -127,7 +127,7 @@ internal sealed class RunCommand
 
     // The failure in a line (a bind error the primary saw says it all), with advice when Herd never started in the
     // worker, and the worker's last lines.
-    private string Explain(WorkerNotReadyException failure)
+    private async Task<string> ExplainAsync(WorkerNotReadyException failure)
     {
         if (_bindFailure is { } bind) return bind;
         var lines = new List<string> { failure.Message };
@@ -135,7 +135,7 @@ internal sealed class RunCommand
             lines.Add("If the app itself did not fail (see its last lines), herd could not cluster it: the startup hook that makes it a herd worker did not load. "
                 + "Run a .NET app as `herd run -- dotnet App.dll` (not `dotnet run`, a script or another runtime), publish it with StartupHookSupport=true "
                 + "(trimmed and AOT builds turn it off), or call UseHerd() in it.");
-        if (_logs.LastLines(failure.Worker.Id, 10) is { Count: > 0 } last)
+        if (await _logs.LastLinesAsync(failure.Worker.Id, 10) is { Count: > 0 } last)
         {
             lines.Add($"Its last lines:");
             lines.AddRange(last.Select(line => "  " + line));
@@ -168,7 +168,7 @@ internal sealed class RunCommand
             }
             catch (Exception ex) when (ex is WorkerNotReadyException or InvalidOperationException or ArgumentException)
             {
-                Console.Error.WriteLine($"herd: {Refusal(ex)}");
+                Console.Error.WriteLine($"herd: {await RefusalAsync(ex)}");
             }
         });
     }
@@ -301,15 +301,15 @@ internal sealed class RunCommand
         }
         catch (Exception ex) when (ex is WorkerNotReadyException or InvalidOperationException or ArgumentException)
         {
-            return new ControlResponse(false, Refusal(ex));
+            return new ControlResponse(false, await RefusalAsync(ex));
         }
     }
 
     // What a client is told when an operation fails or is refused: the reason, and a failed new worker's last lines.
-    private string Refusal(Exception failure)
+    private async Task<string> RefusalAsync(Exception failure)
     {
         if (failure is not WorkerNotReadyException notReady) return failure.Message.Split(" (Parameter", 2)[0];
-        var last = _logs.LastLines(notReady.Worker.Id, 10);
+        var last = await _logs.LastLinesAsync(notReady.Worker.Id, 10);
         return last.Count == 0 ? failure.Message : $"{failure.Message}{Environment.NewLine}Its last lines:{Environment.NewLine}{string.Join(Environment.NewLine, last.Select(line => "  " + line))}";
     }
 

@@ -25,6 +25,7 @@ internal sealed class WorkerLogs : IAsyncDisposable
 
     private readonly Lock _gate = new();
     private readonly Ring _ring = new();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<int, Task> _reading = new(); // worker id → its pipes still being read
     private readonly Echo _echo = new();
     private readonly TextWriter _out = Console.Out;
     private readonly TextWriter _error = Console.Error;
@@ -39,8 +40,22 @@ internal sealed class WorkerLogs : IAsyncDisposable
     /// <summary>Starts reading a silent worker's stdout and stderr.</summary>
     public void Attach(Worker worker)
     {
-        if (worker.Process.StandardOutput is { } stdout) _ = ReadLinesAsync(stdout, text => Add(worker.Id, text, error: false));
-        if (worker.Process.StandardError is { } stderr) _ = ReadLinesAsync(stderr, text => Add(worker.Id, text, error: true));
+        var reading = Task.WhenAll(
+            worker.Process.StandardOutput is { } stdout ? ReadLinesAsync(stdout, text => Add(worker.Id, text, error: false)) : Task.CompletedTask,
+            worker.Process.StandardError is { } stderr ? ReadLinesAsync(stderr, text => Add(worker.Id, text, error: true)) : Task.CompletedTask);
+        _reading[worker.Id] = reading;
+        _ = reading.ContinueWith(_ => _reading.TryRemove(worker.Id, out Task? _), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
+
+    /// <summary>
+    /// <see cref="LastLines"/> once the worker's pipes are read to their end, or after a second: its exit is seen
+    /// through its pidfd, often before its last words have come through its pipes.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> LastLinesAsync(int workerId, int count)
+    {
+        if (_reading.TryGetValue(workerId, out var reading))
+            await Task.WhenAny(reading, Task.Delay(TimeSpan.FromSeconds(1))).ConfigureAwait(false);
+        return LastLines(workerId, count);
     }
 
     /// <summary>
@@ -79,7 +94,7 @@ internal sealed class WorkerLogs : IAsyncDisposable
     }
 
     /// <summary>The last <paramref name="count"/> lines worker <paramref name="workerId"/> wrote, prefix included: what a failure report shows.</summary>
-    public IReadOnlyList<string> LastLines(int workerId, int count)
+    private IReadOnlyList<string> LastLines(int workerId, int count)
     {
         lock (_gate) return _ring.LastLines(workerId, count);
     }

@@ -60,13 +60,24 @@ public sealed class ReadinessTests
     }
 
     [Fact]
-    public async Task With_wait_ready_a_worker_whose_app_never_says_so_fails_the_reload_and_the_old_one_stays()
+    public async Task With_wait_ready_an_app_that_never_says_so_fails_the_start_within_the_ready_timeout()
     {
-        // PlainWebApp knows nothing of Herd, so it never says it is ready.
-        await using var herd = await HerdRun.StartAsync(workers: 1, config: """{ "waitReady": true, "readyTimeout": 1500 }""");
-        var before = await herd.LsAsync();
-        var (code, output) = await HerdRun.CliAsync("reload", "--name", herd.Name);
-        Assert.True(code != 0, output);
-        Assert.Equal(before, await herd.LsAsync());
+        // PlainWebApp knows nothing of Herd, so it never says it is ready: herd must not wait forever, nor call it ready.
+        var config = Path.GetTempFileName();
+        try
+        {
+            await File.WriteAllTextAsync(config, """{ "waitReady": true, "readyTimeout": 1500, "killTimeout": 500 }""");
+            var clock = Stopwatch.StartNew();
+            var (code, output) = await HerdRun.CliAsync("run", "-i", "1", "--config", config, "--name", "test-" + Guid.NewGuid().ToString("N")[..8],
+                "--", "dotnet", TestCluster.PlainWebAppDll, "--urls", $"http://127.0.0.1:{Ports.Free()}");
+            Assert.NotEqual(0, code);
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(20), $"exited after {clock.Elapsed}");
+            Assert.Contains("not ready within 1.5 s", output, StringComparison.Ordinal);
+            Assert.DoesNotContain(" running, ", output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(config);
+        }
     }
 }
