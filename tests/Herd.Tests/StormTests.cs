@@ -13,7 +13,7 @@ namespace Herd.Tests;
 /// it (the operations and their gaps; which pid a kill hits depends on timing). The storm never scales to no worker.
 /// Once it settles: one ready worker per slot, the slots the target, no process outside herd ls, no invariant
 /// breach logged, no connection refused or stuck, failures only on workers the storm killed or stopped, the primary's
-/// sockets back to their count before, and `herd stop` answered with 0 and leaving no process. CI runs one short
+/// sockets and pipes back to their count before, and `herd stop` answered with 0 and leaving no process. CI runs one short
 /// storm; bench/chaos.sh runs HERD_CHAOS_STORM_SEEDS long ones in a row.
 /// </summary>
 public sealed class StormTests(ITestOutputHelper output)
@@ -145,7 +145,7 @@ public sealed class StormTests(ITestOutputHelper output)
             var pids = rows.Select(r => r.GetProperty("pid").GetInt32()).ToHashSet();
             Assert.Equal([0, 1], rows.Select(r => r.GetProperty("slot").GetInt32()).Order());
             await TestCluster.UntilAsync(() => Children(herd.Id).ToHashSet().SetEquals(pids), "herd's children to be the workers herd ls lists");
-            await TestCluster.UntilAsync(() => Sockets(herd.Id) <= socketsBefore, $"the primary's sockets back to {socketsBefore} (now {Sockets(herd.Id)})");
+            await TestCluster.UntilAsync(() => Sockets(herd.Id) <= socketsBefore, $"the primary's sockets and pipes back to {socketsBefore} (now {Sockets(herd.Id)})");
             int socketsAfter = Sockets(herd.Id);
             seen.UnionWith(pids);
 
@@ -158,7 +158,7 @@ public sealed class StormTests(ITestOutputHelper output)
             var breaches = lines.Where(line => line.Contains("invariant broken", StringComparison.OrdinalIgnoreCase)).ToList();
             var onUndisturbed = load.FailedAfterPid.Keys.Where(pid => !disturbed.ContainsKey(pid)).ToList();
             var figure = $"seed {seed}: {operations} operations ({string.Join(", ", counts.OrderBy(c => c.Key).Select(c => $"{c.Value} {c.Key}"))}) in {clock.Elapsed.TotalSeconds:0} s, " +
-                $"{disturbed.Count} workers killed or stopped; clients: {load}{(load.StuckOn.IsEmpty ? "" : $" (stuck on pids {string.Join(", ", load.StuckOn.Keys)})")}; invariant breaches {breaches.Count}; primary sockets {socketsBefore} -> {socketsAfter}; herd stop rc {stopCode}";
+                $"{disturbed.Count} workers killed or stopped; clients: {load}{(load.StuckOn.IsEmpty ? "" : $" (stuck on pids {string.Join(", ", load.StuckOn.Keys)})")}; invariant breaches {breaches.Count}; primary sockets and pipes {socketsBefore} -> {socketsAfter}; herd stop rc {stopCode}";
             ChaosReport.Append(output, "operation storm", figure);
             Assert.Empty(breaches);
             Assert.Equal(0, load.Refused);
@@ -233,6 +233,8 @@ public sealed class StormTests(ITestOutputHelper output)
         return children;
     }
 
+    // Sockets and pipes: a replaced worker must leave neither its channel nor its output pipes behind.
     private static int Sockets(int pid) =>
-        Directory.GetFileSystemEntries($"/proc/{pid}/fd").Count(fd => new FileInfo(fd).LinkTarget?.StartsWith("socket:", StringComparison.Ordinal) == true);
+        Directory.GetFileSystemEntries($"/proc/{pid}/fd").Count(fd => new FileInfo(fd).LinkTarget is { } target
+            && (target.StartsWith("socket:", StringComparison.Ordinal) || target.StartsWith("pipe:", StringComparison.Ordinal)));
 }
