@@ -18,7 +18,6 @@ internal sealed class RunCommand
     private readonly WorkerLogs _logs;
     private readonly ClusterPrimary _primary;
     private readonly TaskCompletionSource<int> _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<int, DateTime> _forkedAt = new();
     private readonly List<Task> _answering = [];
     private string? _bindFailure;
     private volatile bool _started;
@@ -54,8 +53,6 @@ internal sealed class RunCommand
         primary.AdoptSystemdSockets();
         var run = new RunCommand(primary, supervisor, logs);
         primary.Forked += logs.Attach;
-        primary.Forked += worker => run._forkedAt[worker.Id] = DateTime.UtcNow;
-        primary.Exit += (worker, _) => run._forkedAt.TryRemove(worker.Id, out DateTime _);
         primary.BindFailed += (address, error) =>
             Interlocked.CompareExchange(ref run._bindFailure, $"cannot listen on {address}: {new SocketException((int)error).Message}", null);
         using var control = ControlSocket.Listen(path);
@@ -338,7 +335,7 @@ internal sealed class RunCommand
     private WorkerInfo Describe(Worker worker, int restarts)
     {
         var (cpu, memory) = Usage(worker.Process.Id);
-        double uptime = !worker.IsDead && _forkedAt.TryGetValue(worker.Id, out var forked) ? (DateTime.UtcNow - forked).TotalSeconds : 0;
+        double uptime = worker.IsDead ? 0 : (DateTime.Now - worker.Process.StartTime).TotalSeconds;
         return new WorkerInfo(worker.Id, worker.Slot, worker.Process.Id, worker.State.ToString().ToLowerInvariant(), Math.Round(uptime, 1), restarts,
             worker.Requests, worker.Connections, cpu, memory);
     }
