@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using Herd.Native;
 
 namespace Herd.Cli;
 
@@ -140,12 +141,18 @@ internal sealed class RunCommand
         return string.Join(Environment.NewLine, lines);
     }
 
-    private CompositeDisposable HandleSignals() => new(
-        PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop),
-        PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop),
-        PosixSignalRegistration.Create(PosixSignal.SIGHUP, context => Handle(context, ReloadAsync)),
-        PosixSignalRegistration.Create(PosixSignal.SIGTTIN, context => Handle(context, () => _supervisor.ScaleByAsync(+1))),
-        PosixSignalRegistration.Create(PosixSignal.SIGTTOU, context => Handle(context, () => _supervisor.ScaleByAsync(-1))));
+    private CompositeDisposable HandleSignals()
+    {
+        // The workers leave a group's SIGINT to us (they reset what they inherit), so we must hear it even when the
+        // shell that started us ignored it, as Node and gunicorn do.
+        SignalDisposition.Unignore(UnixSignal.SIGINT);
+        return new(
+            PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop),
+            PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop),
+            PosixSignalRegistration.Create(PosixSignal.SIGHUP, context => Handle(context, ReloadAsync)),
+            PosixSignalRegistration.Create(PosixSignal.SIGTTIN, context => Handle(context, () => _supervisor.ScaleByAsync(+1))),
+            PosixSignalRegistration.Create(PosixSignal.SIGTTOU, context => Handle(context, () => _supervisor.ScaleByAsync(-1))));
+    }
 
     private void Stop(PosixSignalContext context)
     {
