@@ -102,6 +102,7 @@ internal sealed class ChildCluster : IChannelHandler
     {
         var idText = Environment.GetEnvironmentVariable(IdVariable);
         if (idText is null) return null;
+        KernelLayout.EnsureKnown();
         // The second line behind the channel's end of stream: the kernel kills a worker too wedged to read it (stopped,
         // thread pool starved) when the primary dies. Set here, by the worker, because setpriv's change of credentials
         // clears one set before exec; a primary that died before this line shows as end of stream instead.

@@ -109,8 +109,10 @@ internal sealed class SharedListener : ClusterListener
     // Which fd woke the loop does not matter: it checks for its close first, then tries an accept.
     private unsafe bool Watch(int fd, uint events)
     {
-        var ev = new Libc.EpollEvent { Events = events };
-        if (Libc.EpollCtl(_epoll.Fd, Libc.EPOLL_CTL_ADD, fd, &ev) == 0) return true;
+        byte* ev = stackalloc byte[KernelLayout.EpollEventSize];
+        new Span<byte>(ev, KernelLayout.EpollEventSize).Clear();
+        *(uint*)ev = events;
+        if (Libc.EpollCtl(_epoll.Fd, Libc.EPOLL_CTL_ADD, fd, ev) == 0) return true;
         if (Marshal.GetLastPInvokeError() == Libc.EINVAL && (events & Libc.EPOLLEXCLUSIVE) != 0) return false;
         throw Fd.LastError("epoll_ctl");
     }
@@ -119,7 +121,7 @@ internal sealed class SharedListener : ClusterListener
     {
         try
         {
-            var events = stackalloc Libc.EpollEvent[2];
+            byte* events = stackalloc byte[2 * KernelLayout.EpollEventSize];
             var backoff = new AcceptBackoff();
             while (WaitForWaiter())
             {

@@ -110,13 +110,6 @@ internal static unsafe partial class Libc
 
     public const int PR_SET_PDEATHSIG = 1;
 
-    [StructLayout(LayoutKind.Sequential, Pack = 1)] // packed on x86-64, as the kernel's struct epoll_event
-    public struct EpollEvent
-    {
-        public uint Events;
-        public ulong Data;
-    }
-
     public const int EPOLL_CLOEXEC = 0x80000;
     public const int EPOLL_CTL_ADD = 1;
     public const uint EPOLLIN = 0x1;
@@ -128,10 +121,10 @@ internal static unsafe partial class Libc
     public static partial int EpollCreate1(int flags);
 
     [LibraryImport(Lib, EntryPoint = "epoll_ctl", SetLastError = true)]
-    public static partial int EpollCtl(int epfd, int op, int fd, EpollEvent* ev);
+    public static partial int EpollCtl(int epfd, int op, int fd, void* ev); // a KernelLayout.EpollEventSize buffer
 
     [LibraryImport(Lib, EntryPoint = "epoll_wait", SetLastError = true)]
-    public static partial int EpollWait(int epfd, EpollEvent* events, int maxEvents, int timeoutMs);
+    public static partial int EpollWait(int epfd, void* events, int maxEvents, int timeoutMs); // maxEvents KernelLayout.EpollEventSize buffers
 
     [LibraryImport(Lib, EntryPoint = "eventfd", SetLastError = true)]
     public static partial int EventFd(uint initval, int flags);

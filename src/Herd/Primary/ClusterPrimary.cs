@@ -43,6 +43,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
     /// <summary>Creates a primary with the given settings (see <see cref="SetupPrimary"/>).</summary>
     public ClusterPrimary(ClusterSettings? settings = null)
     {
+        Native.KernelLayout.EnsureKnown();
         _settings = settings ?? new ClusterSettings();
         HerdMetrics.Track(this);
     }
