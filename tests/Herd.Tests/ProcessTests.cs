@@ -18,18 +18,20 @@ public sealed class ProcessTests
         var child = OrphanSleep();
         try
         {
-            await using var herd = await HerdRun.StartAsync(1, [], $"{string.Join(' ', child)} &");
+            // A death hidden by the child's pipes would hold the reload for the kill timeout at least: a long one keeps
+            // that apart from a slow machine's reload.
+            await using var herd = await HerdRun.StartAsync(1, [], $"{string.Join(' ', child)} &", config: """{ "killTimeout": 60000 }""");
             var victim = Assert.Single(await herd.LsAsync());
             var clock = Stopwatch.StartNew();
             Assert.True(Native.Fd.Kill(victim, (int)UnixSignal.SIGKILL));
             await herd.WaitForReplacementAsync(victim, 1);
-            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"replaced after {clock.Elapsed}");
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(20), $"replaced after {clock.Elapsed}"); // a hidden death: never
             Assert.Contains(herd.Errors, line => line.Contains($"(pid {victim}) died (SIGKILL)", StringComparison.Ordinal));
 
             clock.Restart();
             var (code, output) = await HerdRun.CliAsync("reload", "--name", herd.Name);
             Assert.True(code == 0, output);
-            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"reloaded in {clock.Elapsed}");
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"reloaded in {clock.Elapsed}");
         }
         finally
         {
