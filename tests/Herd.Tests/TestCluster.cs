@@ -23,6 +23,9 @@ internal sealed class TestCluster : IAsyncDisposable
     /// <summary>tests/Herd.TestWebApp, a web app that calls UseHerd() itself.</summary>
     public static string TestWebAppDll { get; } = Built("TestWebAppDll");
 
+    /// <summary>tests/Herd.SignalRApp, a SignalR app that knows nothing of Herd.</summary>
+    public static string SignalRAppDll { get; } = Built("SignalRAppDll");
+
     /// <summary>The herd command line tool.</summary>
     public static string HerdCliDll { get; } = Built("HerdCliDll");
 
