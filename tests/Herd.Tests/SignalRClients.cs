@@ -17,9 +17,10 @@ internal static class SignalRClients
     /// Over https it trusts <paramref name="certificate"/> only, and connects from 127.0.0.<paramref name="source"/>, so that
     /// clients differ by source address, the only thing a primary can route TLS by.
     /// </summary>
-    public static HubConnection Create(Uri hub, HttpTransportType? transport, X509Certificate2? certificate = null, int source = 1)
+    public static HubConnection Create(Uri hub, HttpTransportType? transport, X509Certificate2? certificate = null, int source = 1, bool reconnect = false)
     {
         var builder = new HubConnectionBuilder();
+        if (reconnect) builder.WithAutomaticReconnect([TimeSpan.Zero, TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2)]);
         if (certificate is null)
         {
             builder.WithUrl(hub, transport ?? HttpTransports.All);
@@ -52,22 +53,25 @@ internal static class SignalRClients
 
     private static SocketsHttpHandler Handler(IPAddress from, X509Certificate2 certificate) => new()
     {
-        ConnectCallback = async (context, cancellationToken) =>
-        {
-            var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            try
-            {
-                socket.Bind(new IPEndPoint(from, 0));
-                await socket.ConnectAsync(context.DnsEndPoint, cancellationToken);
-                return new NetworkStream(socket, ownsSocket: true);
-            }
-            catch
-            {
-                socket.Dispose();
-                throw;
-            }
-        },
+        ConnectCallback = ConnectFrom(from),
         SslOptions = { RemoteCertificateValidationCallback = (_, presented, _, _) => presented?.GetCertHashString() == certificate.GetCertHashString() },
+    };
+
+    /// <summary>Connects from <paramref name="from"/> (any 127.0.0.0/8 address is this machine's): what a handler's ConnectCallback does.</summary>
+    public static Func<SocketsHttpConnectionContext, CancellationToken, ValueTask<Stream>> ConnectFrom(IPAddress from) => async (context, cancellationToken) =>
+    {
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            socket.Bind(new IPEndPoint(from, 0));
+            await socket.ConnectAsync(context.DnsEndPoint, cancellationToken);
+            return new NetworkStream(socket, ownsSocket: true);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
     };
 
     /// <summary>A self-signed certificate for 127.0.0.1, saved as a PFX Kestrel reads (Kestrel__Certificates__Default__Path).</summary>

@@ -72,6 +72,28 @@ public sealed class SignalRTests
         Assert.Equal(a.Pid, await b.NextAsync("to the others"));
     }
 
+    [Fact]
+    public async Task A_client_whose_worker_dies_reconnects_to_another_and_hears_broadcasts_again()
+    {
+        await using var cluster = await SignalRCluster.StartAsync(TestCluster.SignalRAppDll, https: false, "sticky");
+        await using var clients = await cluster.ConnectAsync(4, HttpTransportType.LongPolling, reconnect: true);
+        var (a, b) = clients.OnTwoWorkers();
+        var reconnected = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        a.Connection.Reconnected += _ =>
+        {
+            reconnected.TrySetResult();
+            return Task.CompletedTask;
+        };
+
+        Native.Fd.Kill(a.Pid, (int)UnixSignal.SIGKILL);
+        await reconnected.Task.WaitAsync(TestCluster.Timeout);
+
+        int now = await a.Connection.InvokeAsync<int>("Pid");
+        Assert.NotEqual(a.Pid, now);
+        await b.Connection.InvokeAsync("Broadcast", "after the death");
+        Assert.Equal(b.Pid, await a.NextAsync("after the death"));
+    }
+
     /// <summary>A herd run of a SignalR app on a free port, over http or https (a certificate the test makes).</summary>
     internal sealed class SignalRCluster : IAsyncDisposable
     {
@@ -103,9 +125,9 @@ public sealed class SignalRTests
         }
 
         /// <summary>Starts <paramref name="count"/> clients at once and asks each which worker holds it.</summary>
-        public async Task<ClientSet> ConnectAsync(int count, HttpTransportType? transport)
+        public async Task<ClientSet> ConnectAsync(int count, HttpTransportType? transport, bool reconnect = false)
         {
-            var clients = new ClientSet([.. Enumerable.Range(0, count).Select(i => new Client(SignalRClients.Create(Hub, transport, Certificate, source: i + 2)))]);
+            var clients = new ClientSet([.. Enumerable.Range(0, count).Select(i => new Client(SignalRClients.Create(Hub, transport, Certificate, source: i + 2, reconnect)))]);
             using var deadline = new CancellationTokenSource(TestCluster.Timeout);
             await Task.WhenAll(clients.Select(c => c.Connection.StartAsync(deadline.Token)));
             foreach (var client in clients) client.Pid = await client.Connection.InvokeAsync<int>("Pid", deadline.Token);
