@@ -26,6 +26,9 @@ internal sealed class TestCluster : IAsyncDisposable
     /// <summary>tests/Herd.SignalRApp, a SignalR app that knows nothing of Herd.</summary>
     public static string SignalRAppDll { get; } = Built("SignalRAppDll");
 
+    /// <summary>samples/Chat, the SignalR chat sample.</summary>
+    public static string ChatDll { get; } = Built("ChatDll");
+
     /// <summary>The herd command line tool.</summary>
     public static string HerdCliDll { get; } = Built("HerdCliDll");
 
