@@ -4,6 +4,8 @@
 #   bench/run.sh           3 alternating rounds of 5 s per mode and kind, each warmed up for 10 s (about 13 minutes);
 #                          writes docs/benchmarks.md (table, ratios, chart) and prints it
 #   bench/run.sh --quick   a smoke run of the same pipeline in under a minute; prints its report, writes no docs
+#   bench/run.sh --sticky  what the sticky policy's peek at each new connection costs against plain round robin
+#                          (about a minute); prints the figures, writes no docs
 # Traffic stays on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +17,10 @@ modes=(node-rr node-none node-single kestrel-single herd-rr herd-shared herd-reu
 if [[ "${1:-}" == "--quick" ]]; then
   rounds=1 seconds=1 warm=0 shares=2000 soak=5000 fair=(herd-rr) quick=1
   modes=(node-rr kestrel-single herd-rr herd-shared)
+fi
+sticky=0
+if [[ "${1:-}" == "--sticky" ]]; then
+  rounds=1 seconds=5 warm=5 sticky=1
 fi
 port=18300
 results=$(mktemp -d)
@@ -42,6 +48,7 @@ declare -A command=(
   [herd-rr]="env HERD_SCHED_POLICY=rr $hello --workers 2"
   [herd-shared]="env HERD_SCHED_POLICY=none $hello --workers 2"
   [herd-reuseport]="$hello --workers 2 --reuseport"
+  [herd-sticky]="env HERD_SCHED_POLICY=sticky $hello --workers 2"
   [slow-rr]="env HERD_SCHED_POLICY=rr $hello $slow"
   [slow-leastbusy]="env HERD_SCHED_POLICY=leastbusy $hello $slow"
 )
@@ -93,6 +100,21 @@ measure() { # mode kind
   echo "$1 $2 $rps $p50 $p99" >>"$results/runs"
   printf '  %-15s %-10s %10s req/s  p50 %-8s p99 %s\n' "$1" "$2" "$rps" "$p50" "$p99" >&2
 }
+
+# --sticky: every new connection is peeked (Connection: close), against round robin's; keep-alive shows the rest.
+if (( sticky )); then
+  for round in $(seq 1 "$rounds"); do
+    for mode in herd-rr herd-sticky; do
+      start_server "${command[$mode]}"
+      warm_up
+      measure "$mode" close
+      measure "$mode" keepalive
+      stop_server
+    done
+  done
+  awk '{ n[$1" "$2]++; rps[$1" "$2] += $3 } END { for (k in n) printf "%-22s %10.0f req/s\n", k, rps[k] / n[k] }' "$results/runs" | sort
+  exit 0
+fi
 
 for round in $(seq 1 "$rounds"); do
   echo "round $round of $rounds" >&2

@@ -2,6 +2,7 @@ using Herd.AspNetCore;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -52,6 +53,9 @@ public static class HerdWebHostBuilderExtensions
                 services.AddHostedService<HerdWorkerLifetime>();
                 services.AddSingleton<IHostLifetime, HerdHostLifetime>();
                 services.AddTransient<IStartupFilter, WorkerMiddleware>();
+                services.AddTransient<IStartupFilter, Herd.AspNetCore.SignalR.NegotiateRouting>();
+                // SignalR's own registration (AddSignalR) tries its default after this; an app's chosen backplane (Redis) replaces it.
+                services.TryAddSingleton(typeof(Microsoft.AspNetCore.SignalR.HubLifetimeManager<>), typeof(Herd.AspNetCore.SignalR.HerdHubLifetimeManager<>));
             }
             services.AddSingleton<IConnectionListenerFactory>(provider => new HerdConnectionListenerFactory(
                 provider.GetRequiredService<IOptions<SocketTransportOptions>>(), provider.GetRequiredService<ILoggerFactory>(),

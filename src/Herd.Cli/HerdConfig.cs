@@ -33,6 +33,9 @@ internal sealed record HerdConfig
     public int? DrainDelay { get; init; }
     public int? HeartbeatTimeout { get; init; }
 
+    /// <summary>The scheduling policy (rr, none, leastbusy, sticky, stickyaddress), as <c>--policy</c> and HERD_SCHED_POLICY.</summary>
+    public string? Policy { get; init; }
+
     public static HerdConfig Load(string path)
     {
         if (Directory.Exists(path)) throw new ConfigException($"{path} is a folder, not a herd.json file.");
@@ -95,6 +98,10 @@ internal sealed record HerdConfig
         text == "max" ? Environment.ProcessorCount
         : int.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, out int n) && n > 0 ? n
         : throw new ConfigException($"{where} must be a positive number or max, not '{text}'.");
+
+    /// <summary>A policy's name as given, once it names one.</summary>
+    public static string CheckPolicy(string name) =>
+        SchedulingPolicyNames.Parse(name) is null ? throw new ConfigException($"policy must be {SchedulingPolicyNames.All}, not '{name}'.") : name;
 
     // In bytes; out of range is an error that names the key as herd.json has it.
     private static long Megabytes(long mb) => mb switch

@@ -13,9 +13,12 @@ var instances = new Option<string>("--instances", "-i") { Description = "Workers
 var config = new Option<string>("--config") { Description = "A herd.json file; the command line overrides it." };
 var command = new Argument<string[]>("command") { Description = "The server to run, after --: dotnet MyApp.dll [args]", Arity = ArgumentArity.ZeroOrMore };
 var run = new Command("run", "Run a server clustered, in the foreground.") { instances, name, config, command };
+var policy = new Option<string>("--policy") { Description = $"How connections are spread over the workers: {Herd.SchedulingPolicyNames.All}. Default: rr, or HERD_SCHED_POLICY." };
+run.Options.Add(policy);
 run.SetAction(async (result, cancellationToken) =>
 {
     var file = result.GetValue(config) is { } path ? HerdConfig.Load(path) : new HerdConfig();
+    if ((result.GetValue(policy) ?? file.Policy) is { } chosen) Environment.SetEnvironmentVariable(Herd.ClusterPrimary.PolicyVariable, HerdConfig.CheckPolicy(chosen));
     string[] program = result.GetValue(command) is { Length: > 0 } given ? given : file.Command ?? [];
     if (program.Length == 0) throw new ConfigException("no command to run: give one after --, or \"command\" in herd.json.");
     int workers = result.GetValue(instances) is { } count ? HerdConfig.ParseInstances(count, "--instances")

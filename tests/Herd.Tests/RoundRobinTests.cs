@@ -40,7 +40,7 @@ public sealed class RoundRobinTests
         var worker = new Worker(primary, 1, 0, process, channel);
         worker.SetReady(); // as its Ready message would: only a ready worker is handed connections
         var retired = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var handle = new RoundRobinHandle("test", 1, AddressKey.Of(new IPEndPoint(IPAddress.Loopback, 0), udp: false), 16, null, new ConnectionCounters(), leastBusy: false, _ => retired.TrySetResult());
+        var handle = new RoundRobinHandle("test", 1, AddressKey.Of(new IPEndPoint(IPAddress.Loopback, 0), udp: false), 16, null, new ConnectionCounters(), SchedulingPolicy.RoundRobin, new StickyRouter(), _ => retired.TrySetResult());
         try
         {
             var reply = new InternalMessage();

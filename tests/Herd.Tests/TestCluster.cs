@@ -23,6 +23,12 @@ internal sealed class TestCluster : IAsyncDisposable
     /// <summary>tests/Herd.TestWebApp, a web app that calls UseHerd() itself.</summary>
     public static string TestWebAppDll { get; } = Built("TestWebAppDll");
 
+    /// <summary>tests/Herd.SignalRApp, a SignalR app that knows nothing of Herd.</summary>
+    public static string SignalRAppDll { get; } = Built("SignalRAppDll");
+
+    /// <summary>samples/Chat, the SignalR chat sample.</summary>
+    public static string ChatDll { get; } = Built("ChatDll");
+
     /// <summary>The herd command line tool.</summary>
     public static string HerdCliDll { get; } = Built("HerdCliDll");
 

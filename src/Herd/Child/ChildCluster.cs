@@ -177,6 +177,7 @@ internal sealed class ChildCluster : IChannelHandler
             var roundRobin = new RoundRobinListener(this, reply.HandleId, local, OnClosed);
             _roundRobin[reply.HandleId] = roundRobin;
             if (reply.LeastBusy) Load.Start();
+            if (reply.Sticky) ReportsTokens = true;
             return created = roundRobin;
         }, cancellationToken).ConfigureAwait(false);
         NotifyListening(listener.LocalEndPoint, udp: false);
@@ -293,6 +294,29 @@ internal sealed class ChildCluster : IChannelHandler
             request.OnFailed(new InvalidOperationException("The channel to the primary is closed."));
     }
 
+    /// <summary>Under <see cref="SchedulingPolicy.Sticky"/>: the primary wants to hear of each SignalR connection token this worker issues.</summary>
+    internal bool ReportsTokens { get; private set; }
+
+    /// <summary>Tells the primary that requests carrying <paramref name="token"/> are this worker's; completes once it knows.</summary>
+    internal Task StickAsync(string token, CancellationToken cancellationToken)
+    {
+        var known = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Send(new InternalMessage { Act = Acts.Sticky, Token = token }, new Request(_ => known.TrySetResult(), e => known.TrySetException(e)));
+        return known.Task.WaitAsync(cancellationToken);
+    }
+
+    /// <summary>A backplane payload from another worker, through the primary; raised on the channel's thread, in order.</summary>
+    internal event Action<ReadOnlyMemory<byte>>? Relayed;
+
+    /// <summary>Sends a backplane payload to every other worker, through the primary. False when the channel is closed.</summary>
+    internal bool Relay(ReadOnlySpan<byte> payload)
+    {
+        var frame = new byte[payload.Length + 1];
+        frame[0] = (byte)FrameKind.Relay;
+        payload.CopyTo(frame.AsSpan(1));
+        return _channel.Send(frame);
+    }
+
     internal void SendAccepted(int handleId, uint connectionId, bool ok)
     {
         Span<byte> frame = stackalloc byte[Accepted.Size];
@@ -316,6 +340,9 @@ internal sealed class ChildCluster : IChannelHandler
             case FrameKind.Internal:
                 if (!Frames.TryReadInternal(frame, out var message, out var error)) return error;
                 OnInternal(message, fds);
+                return null;
+            case FrameKind.Relay:
+                Relayed?.Invoke(frame[1..].ToArray());
                 return null;
             case FrameKind.User:
                 if (!Frames.TryReceiveUser(frame, fds, _inbox, "the worker's", out var user, out var breach)) return breach;

@@ -20,6 +20,12 @@ internal enum FrameKind : byte
 
     /// <summary>Worker to primary, under least-busy dispatch: how busy the worker is (binary <see cref="Ipc.Load"/>).</summary>
     Load = 5,
+
+    /// <summary>
+    /// Worker to primary, and the same bytes on from the primary to every other worker: an opaque payload for the
+    /// workers' SignalR backplane (Herd.AspNetCore's HerdHubLifetimeManager), which the primary does not read.
+    /// </summary>
+    Relay = 6,
 }
 
 /// <summary>The acts of Node's cluster protocol (lib/internal/cluster), spelled as there.</summary>
@@ -43,6 +49,12 @@ internal static class Acts
 
     /// <summary>Herd's own act, primary to worker: let SIGTERM or SIGINT (<c>signal</c>) end you, as <see cref="Worker.Kill"/> asked.</summary>
     public const string Kill = "kill";
+
+    /// <summary>
+    /// Herd's own act, worker to primary, under <see cref="SchedulingPolicy.Sticky"/>: requests that carry this SignalR
+    /// connection token (<c>token</c>) are this worker's. Acknowledged, so the worker answers its negotiate only once the primary knows.
+    /// </summary>
+    public const string Sticky = "sticky";
 }
 
 /// <summary>
@@ -79,6 +91,10 @@ internal sealed class InternalMessage
 
     // signal, kill: the signal's number
     public int Signal { get; set; }
+
+    // reply to queryServer: report the SignalR tokens you issue (act sticky); sticky: the token
+    public bool Sticky { get; set; }
+    public string? Token { get; set; }
 }
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,

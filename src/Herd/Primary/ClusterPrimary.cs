@@ -13,7 +13,7 @@ namespace Herd;
 /// </summary>
 public sealed class ClusterPrimary : IAsyncDisposable
 {
-    /// <summary>Overrides the default policy, as NODE_CLUSTER_SCHED_POLICY does in Node: <c>rr</c>, <c>none</c> or <c>leastbusy</c>.</summary>
+    /// <summary>Overrides the default policy, as NODE_CLUSTER_SCHED_POLICY does in Node: <c>rr</c>, <c>none</c>, <c>leastbusy</c>, <c>sticky</c> or <c>stickyaddress</c>.</summary>
     public const string PolicyVariable = "HERD_SCHED_POLICY";
 
     // How long after a worker's exit its channel may still be open (a grandchild holds a copy), and its output read.
@@ -32,6 +32,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
     private readonly ConcurrentDictionary<int, RoundRobinHandle> _roundRobin = new();
     private readonly InheritedSockets _inherited = new();
     private readonly ConnectionCounters _connections = new();
+    private readonly StickyRouter _tokens = new();
     private ClusterSettings _settings;
     private SchedulingPolicy _policy = PolicyFromEnvironment();
     private bool _policyFrozen;
@@ -56,7 +57,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
     /// <summary>The settings future forks use.</summary>
     public ClusterSettings Settings => _settings;
 
-    /// <summary>Round robin (the default), None or LeastBusy; settable until the first <see cref="SetupPrimary"/> or <see cref="Fork"/>.</summary>
+    /// <summary>Round robin (the default), None, LeastBusy, Sticky or StickyAddress; settable until the first <see cref="SetupPrimary"/> or <see cref="Fork"/>.</summary>
     public SchedulingPolicy SchedulingPolicy
     {
         get => _policy;
@@ -265,6 +266,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
             worker.Kill(UnixSignal.SIGKILL);
         }
         lock (_gate) RemoveHandlesFor(worker, gone: true);
+        _tokens.Forget(worker);
         _events.Post(() =>
         {
             worker.ExitedAfterDisconnect ??= false;
@@ -325,6 +327,9 @@ public sealed class ClusterPrimary : IAsyncDisposable
             case FrameKind.Internal:
                 if (!Frames.TryReadInternal(frame, out var message, out var error)) return error;
                 OnInternal(worker, message);
+                return null;
+            case FrameKind.Relay:
+                Relay(worker, frame);
                 return null;
             case FrameKind.User:
                 if (!Frames.TryReceiveUser(frame, fds, worker.Inbox, "the primary's", out var user, out var breach)) return breach;
@@ -388,10 +393,22 @@ public sealed class ClusterPrimary : IAsyncDisposable
                 worker.Requests = message.Requests;
                 worker.Connections = message.Connections;
                 break;
+            case Acts.Sticky when message.Token is { } token:
+                _tokens.Add(token, worker);
+                worker.Channel.SendInternal(new InternalMessage { Ack = message.Seq });
+                break;
             default:
                 HerdLog.DroppedMessage(Cluster.Logger, worker.ToString(), $"an unknown or incomplete act '{message.Act}'");
                 break;
         }
+    }
+
+    // A backplane message: every other connected worker gets the same frame, in the order this worker sent them.
+    private void Relay(Worker from, ReadOnlySpan<byte> frame)
+    {
+        Worker[] others;
+        lock (_gate) others = [.. _workers.Values.Where(w => w != from)];
+        foreach (var worker in others) worker.Channel.Send(frame);
     }
 
     /// <summary>
@@ -459,7 +476,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
                 else
                 {
                     var roundRobin = new RoundRobinHandle(key, id, address, query.Backlog, _inherited.Take(address), _connections,
-                        leastBusy: _policy == SchedulingPolicy.LeastBusy, retired => _roundRobin.TryRemove(retired.Id, out _));
+                        _policy, _tokens, retired => _roundRobin.TryRemove(retired.Id, out _));
                     _roundRobin[id] = roundRobin;
                     handle = roundRobin;
                 }
@@ -498,10 +515,6 @@ public sealed class ClusterPrimary : IAsyncDisposable
         return type is null || message.Address is null ? null : new ListeningAddress(type.Value, message.Address, message.Port);
     }
 
-    private static SchedulingPolicy PolicyFromEnvironment() => Environment.GetEnvironmentVariable(PolicyVariable) switch
-    {
-        "none" => SchedulingPolicy.None,
-        "leastbusy" => SchedulingPolicy.LeastBusy,
-        _ => SchedulingPolicy.RoundRobin,
-    };
+    private static SchedulingPolicy PolicyFromEnvironment() =>
+        SchedulingPolicyNames.Parse(Environment.GetEnvironmentVariable(PolicyVariable)) ?? SchedulingPolicy.RoundRobin;
 }

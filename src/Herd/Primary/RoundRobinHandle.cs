@@ -13,7 +13,10 @@ namespace Herd.Primary;
 /// lost. Each worker has at most <see cref="Window"/> connections in flight, so a stuck worker stops being chosen.
 /// Least-busy dispatch is the same machinery with another choice of worker. A worker gets connections only once it is
 /// ready (<see cref="Worker.Ready"/>): one whose health checks still fail, replacing another in a reload, gets none,
-/// and connections wait for a ready worker rather than meet it early.
+/// and connections wait for a ready worker rather than meet it early. Sticky dispatch (<see cref="SchedulingPolicy.Sticky"/>,
+/// <see cref="SchedulingPolicy.StickyAddress"/>) is the same machinery again: a connection may name the worker it
+/// belongs to (its SignalR token's, or its source address's), and waits parked for that worker's room rather than go
+/// to another, while that worker is there; new clients go round robin.
 /// </summary>
 internal sealed class RoundRobinHandle : ServerHandle
 {
@@ -30,24 +33,31 @@ internal sealed class RoundRobinHandle : ServerHandle
     private readonly Action<RoundRobinHandle> _retired;
     private readonly ConnectionCounters _counters;
     private readonly bool _leastBusy;
+    private readonly bool _byAddress;
+    private readonly StickyRouter? _tokens;
+    private readonly HttpPeek? _peek;
     private readonly Lock _gate = new();
     private readonly List<Member> _members = [];
     private readonly HashSet<int> _awaited = []; // slots whose worker died holding the handle: their replacements are coming
-    private readonly Queue<SafeFdHandle> _retry = new();
-    private readonly Queue<SafeFdHandle> _pending = new();
+    private readonly Queue<Pending> _retry = new();
+    private readonly Queue<Pending> _pending = new();
     private readonly Dictionary<uint, InFlight> _inFlight = [];
     private readonly object _room = new();
     private bool _full;
+    private int _parked;  // waiting for the room of the worker they belong to
+    private int _peeking; // with the peek thread
     private int _next;
     private uint _lastConnectionId;
     private bool _closed;
 
-    public RoundRobinHandle(string key, int id, AddressKey address, int backlog, Socket? inherited, ConnectionCounters counters, bool leastBusy, Action<RoundRobinHandle> retired)
+    public RoundRobinHandle(string key, int id, AddressKey address, int backlog, Socket? inherited, ConnectionCounters counters, SchedulingPolicy policy,
+        StickyRouter tokens, Action<RoundRobinHandle> retired)
         : base(key, id)
     {
         _retired = retired;
         _counters = counters;
-        _leastBusy = leastBusy;
+        _leastBusy = policy == SchedulingPolicy.LeastBusy;
+        _byAddress = policy is SchedulingPolicy.Sticky or SchedulingPolicy.StickyAddress;
         try
         {
             _listener = inherited ?? Binder.BindAndListen(address.ToEndPoint(), backlog, reusePort: false);
@@ -57,6 +67,11 @@ internal sealed class RoundRobinHandle : ServerHandle
             _error = ex.SocketErrorCode;
             _closed = true;
             return;
+        }
+        if (policy == SchedulingPolicy.Sticky)
+        {
+            _tokens = tokens;
+            _peek = new HttpPeek(key, OnPeeked);
         }
         new Thread(AcceptLoop) { IsBackground = true, Name = $"herd accept {key}" }.Start();
     }
@@ -73,7 +88,7 @@ internal sealed class RoundRobinHandle : ServerHandle
     }
 
     // Under _gate.
-    private int Waiting => _retry.Count + _pending.Count;
+    private int Waiting => _retry.Count + _pending.Count + _parked + _peeking;
 
     public override void Add(Worker worker, InternalMessage reply)
     {
@@ -88,6 +103,7 @@ internal sealed class RoundRobinHandle : ServerHandle
         reply.Address = local.Address;
         reply.Port = local.Port;
         reply.LeastBusy = _leastBusy; // asks the worker to report how busy it is: under round robin it sends nothing
+        reply.Sticky = _peek is not null; // asks the worker to report the SignalR tokens it issues
         worker.Channel.SendInternal(reply);
         lock (_gate)
         {
@@ -132,7 +148,7 @@ internal sealed class RoundRobinHandle : ServerHandle
             entry.Member.InFlight--;
             if (ok)
             {
-                handed = entry.Connection;
+                handed = entry.Connection.Connection;
                 _counters.Handed();
             }
             else
@@ -154,9 +170,10 @@ internal sealed class RoundRobinHandle : ServerHandle
     {
         lock (_gate)
         {
+            foreach (var member in _members) Unpark(member);
             _members.Clear();
             CloseListener();
-            foreach (var entry in _inFlight.Values) entry.Connection.Dispose();
+            foreach (var entry in _inFlight.Values) entry.Connection.Connection.Dispose();
             _counters.Refused(_inFlight.Count);
             _inFlight.Clear();
             RetireIfDone();
@@ -174,15 +191,17 @@ internal sealed class RoundRobinHandle : ServerHandle
     {
         var handle = _listener!.SafeHandle;
         var backoff = new AcceptBackoff();
+        byte* address = stackalloc byte[Libc.SockaddrStorageSize];
         while (!Volatile.Read(ref _closed))
         {
             WaitForRoom();
             int fd, errno;
+            uint length = Libc.SockaddrStorageSize;
             bool added = false;
             try
             {
                 handle.DangerousAddRef(ref added);
-                fd = Libc.Accept4((int)handle.DangerousGetHandle(), null, null, Libc.SOCK_CLOEXEC);
+                fd = Libc.Accept4((int)handle.DangerousGetHandle(), _byAddress ? address : null, _byAddress ? &length : null, Libc.SOCK_CLOEXEC);
                 errno = fd < 0 ? Marshal.GetLastPInvokeError() : 0;
             }
             catch (ObjectDisposedException)
@@ -197,6 +216,7 @@ internal sealed class RoundRobinHandle : ServerHandle
             {
                 backoff.Succeeded();
                 var connection = new SafeFdHandle(fd);
+                ulong? source = _byAddress ? SourceOf(address, length) : null;
                 _counters.Accepted();
                 lock (_gate)
                 {
@@ -206,10 +226,15 @@ internal sealed class RoundRobinHandle : ServerHandle
                         _counters.Refused();
                         return;
                     }
-                    _pending.Enqueue(connection);
-                    Pump();
+                    if (_peek is not null) _peeking++;
+                    else
+                    {
+                        _pending.Enqueue(new Pending(connection, null, source));
+                        Pump();
+                    }
                     if (Waiting >= MaxQueued) Volatile.Write(ref _full, true);
                 }
+                _peek?.Add(connection, source);
                 continue;
             }
             if (Volatile.Read(ref _closed) || errno is Libc.EINVAL or Libc.EBADF) return;
@@ -232,27 +257,129 @@ internal sealed class RoundRobinHandle : ServerHandle
         lock (_room) Monitor.PulseAll(_room);
     }
 
-    // Under _gate: hand queued connections to workers with room, in turn or to the least busy.
+    // On the peek thread: the connection's request line says where it goes. Plain HTTP with a token goes to the token's
+    // worker, plain HTTP without one (or with one no worker here issued) is a new client for round robin, and the rest
+    // goes by its source address.
+    private void OnPeeked(SafeFdHandle connection, ulong? source, Peeked found, string? token)
+    {
+        var owner = found == Peeked.Token ? _tokens!.Find(token!) : null;
+        lock (_gate)
+        {
+            _peeking--;
+            if (_closed)
+            {
+                connection.Dispose();
+                _counters.Refused();
+                return;
+            }
+            _pending.Enqueue(new Pending(connection, owner, found is Peeked.Other or Peeked.Silent ? source : null));
+            Pump();
+        }
+    }
+
+    // Under _gate: hand queued connections to workers with room: to the worker they belong to, else in turn or to the
+    // least busy. One whose worker has no room waits parked for it, and the others go on.
     private void Pump()
     {
         Span<byte> frame = stackalloc byte[NewConn.Size];
-        while (Waiting > 0 && NextMember() is { } member)
+        for (int i = 0; i < _members.Count; i++)
         {
-            var connection = _retry.Count > 0 ? _retry.Dequeue() : _pending.Dequeue();
-            uint id = ++_lastConnectionId;
-            _inFlight.Add(id, new InFlight(member, connection));
-            member.InFlight++;
-            new NewConn(Id, id).Write(frame);
-            if (!member.Worker.Channel.Send(frame, connection))
+            var member = _members[i];
+            while (member.Parked.Count > 0 && HasRoom(member))
             {
-                // The channel closed under us: this worker is gone, and so is anything it held but never took.
-                _inFlight.Remove(id);
-                Requeue(connection);
-                Deactivate(member, died: true);
-                RequeueHeldBy(member.Worker);
+                _parked--;
+                if (!Hand(member, member.Parked.Dequeue(), frame))
+                {
+                    i = -1; // the members changed: from the start
+                    break;
+                }
+            }
+        }
+        while (_retry.Count + _pending.Count > 0)
+        {
+            var next = _retry.Count > 0 ? _retry.Peek() : _pending.Peek();
+            var member = OwnerOf(next) ?? NextMember();
+            if (member is null) break;
+            if (_retry.Count > 0) _retry.Dequeue();
+            else _pending.Dequeue();
+            if (HasRoom(member))
+            {
+                Hand(member, next, frame);
+            }
+            else
+            {
+                member.Parked.Enqueue(next);
+                _parked++;
             }
         }
         if (_full && Waiting < MaxQueued) MakeRoom();
+    }
+
+    private static bool HasRoom(Member member) => member.InFlight < Window && member.Worker.Ready.IsCompleted;
+
+    // Under _gate. False when the worker's channel closed under us: it is gone, and so is anything it held but never took.
+    private bool Hand(Member member, Pending connection, Span<byte> frame)
+    {
+        uint id = ++_lastConnectionId;
+        _inFlight.Add(id, new InFlight(member, connection));
+        member.InFlight++;
+        new NewConn(Id, id).Write(frame);
+        if (member.Worker.Channel.Send(frame, connection.Connection)) return true;
+        _inFlight.Remove(id);
+        Requeue(connection);
+        Deactivate(member, died: true);
+        RequeueHeldBy(member.Worker);
+        return false;
+    }
+
+    // Under _gate: the ready worker a connection belongs to, if any: its token's, else the one its source address ranks
+    // highest (rendezvous hashing: a worker that comes or goes moves only the addresses it wins or held).
+    private Member? OwnerOf(Pending connection)
+    {
+        Member? owner = null;
+        if (connection.Owner is { } worker) owner = _members.Find(m => m.Worker == worker && m.Worker.Ready.IsCompleted);
+        if (owner is null && connection.Source is { } source)
+        {
+            ulong best = 0;
+            foreach (var member in _members)
+            {
+                if (!member.Worker.Ready.IsCompleted) continue;
+                ulong score = Mix(source ^ Mix((ulong)member.Worker.Slot + 1));
+                if (owner is null || score > best) (owner, best) = (member, score);
+            }
+        }
+        if (owner is not null) owner.Dispatched++;
+        return owner;
+    }
+
+    // An address's hash, IPv4 the same whether mapped into IPv6 or not; null for a Unix socket's peer.
+    private static unsafe ulong? SourceOf(byte* address, uint length)
+    {
+        var bytes = *(ushort*)address switch
+        {
+            Libc.AF_INET when length >= 8 => new ReadOnlySpan<byte>(address + 4, 4),
+            Libc.AF_INET6 when length >= 24 => new ReadOnlySpan<byte>(address + 8, 16),
+            _ => default,
+        };
+        if (bytes.IsEmpty) return null;
+        if (bytes.Length == 16 && bytes[..10].IndexOfAnyExcept((byte)0) < 0 && bytes[10] == 0xff && bytes[11] == 0xff) bytes = bytes[12..];
+        ulong hash = 14695981039346656037; // FNV-1a
+        foreach (byte b in bytes) hash = (hash ^ b) * 1099511628211;
+        return hash;
+    }
+
+    // splitmix64's finalizer: spreads every bit of the input over the output.
+    private static ulong Mix(ulong x)
+    {
+        x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9;
+        x = (x ^ (x >> 27)) * 0x94d049bb133111eb;
+        return x ^ (x >> 31);
+    }
+
+    private void Unpark(Member member)
+    {
+        _parked -= member.Parked.Count;
+        while (member.Parked.TryDequeue(out var connection)) _retry.Enqueue(connection);
     }
 
     // The member with room that has been given the fewest connections, the earliest in turn on ties: strict round
@@ -288,11 +415,11 @@ internal sealed class RoundRobinHandle : ServerHandle
         }
     }
 
-    private void Requeue(SafeFdHandle connection)
+    private void Requeue(Pending connection)
     {
         if (_closed)
         {
-            connection.Dispose(); // no worker left: refused outright, never left hanging
+            connection.Connection.Dispose(); // no worker left: refused outright, never left hanging
             _counters.Refused();
             return;
         }
@@ -307,6 +434,7 @@ internal sealed class RoundRobinHandle : ServerHandle
         int index = _members.IndexOf(member);
         if (index < 0) return;
         _members.RemoveAt(index);
+        Unpark(member);
         if (index < _next) _next--;
         if (died && Held) _awaited.Add(member.Worker.Slot);
         CloseIfUnused();
@@ -356,11 +484,12 @@ internal sealed class RoundRobinHandle : ServerHandle
             Libc.Shutdown((int)_listener.Handle, Libc.SHUT_RDWR); // wakes the accept thread
             _listener.Dispose();
         }
-        int dropped = Waiting;
+        _peek?.Dispose(); // what it still peeks at comes back through OnPeeked, refused there
+        int dropped = _retry.Count + _pending.Count;
         _counters.Refused(dropped);
         MakeRoom();
-        while (_retry.TryDequeue(out var queued)) queued.Dispose();
-        while (_pending.TryDequeue(out var queued)) queued.Dispose();
+        while (_retry.TryDequeue(out var queued)) queued.Connection.Dispose();
+        while (_pending.TryDequeue(out var queued)) queued.Connection.Dispose();
         HerdLog.HandleClosed(Cluster.Logger, Key, dropped);
     }
 
@@ -374,7 +503,11 @@ internal sealed class RoundRobinHandle : ServerHandle
         public Worker Worker { get; } = worker;
         public int InFlight { get; set; }
         public long Dispatched { get; set; }
+        public Queue<Pending> Parked { get; } = new();
     }
 
-    private readonly record struct InFlight(Member Member, SafeFdHandle Connection);
+    /// <summary>A connection on its way, with the worker it belongs to (by its token) or the hash of its source address, if known.</summary>
+    private readonly record struct Pending(SafeFdHandle Connection, Worker? Owner, ulong? Source);
+
+    private readonly record struct InFlight(Member Member, Pending Connection);
 }

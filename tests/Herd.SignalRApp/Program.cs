@@ -1,0 +1,10 @@
+// A SignalR app that knows nothing of Herd: herd run clusters it through the startup hook alone.
+using System.Globalization;
+using Herd.SignalRApp;
+
+var builder = WebApplication.CreateBuilder(args);
+builder.Services.AddSignalR();
+var app = builder.Build();
+app.MapGet("/pid", () => Environment.ProcessId.ToString(CultureInfo.InvariantCulture));
+app.MapHub<TestHub>("/hub");
+app.Run();
