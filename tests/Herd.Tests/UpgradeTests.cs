@@ -13,8 +13,8 @@ namespace Herd.Tests;
 [Collection(nameof(UpgradeTests))]
 public sealed class UpgradeTests(ITestOutputHelper output)
 {
-    // The issue's five in CI; bench/chaos.sh runs more (HERD_UPGRADES=20).
-    private static int Upgrades => int.TryParse(Environment.GetEnvironmentVariable("HERD_UPGRADES"), CultureInfo.InvariantCulture, out int n) ? n : 5;
+    // The issue's five in CI; bench/chaos.sh runs 20.
+    private static int Upgrades => ChaosReport.Setting("UPGRADES", 5);
 
     [Fact]
     public async Task Upgrades_in_a_row_under_close_and_keep_alive_load_fail_nothing_and_leave_no_old_process()
@@ -73,7 +73,7 @@ public sealed class UpgradeTests(ITestOutputHelper output)
                 await GoneAsync([primary, .. workers]);
             }
         }
-        output.WriteLine($"{Upgrades} upgrades in {clock.Elapsed.TotalSeconds:0.0} s, primaries {string.Join(" → ", primaries)}: " +
+        ChaosReport.Append(output, "herd upgrade under load", $"{Upgrades} upgrades in {clock.Elapsed.TotalSeconds:0} s, {primaries.Distinct().Count()} distinct primary pids, old ones all gone; " +
             $"Connection: close {close.Sent} sent, {close.Lost} lost, {close.Refused} refused; keep-alive {keepAlive.Sent} sent, {keepAlive.Lost} lost, {keepAlive.Refused} refused");
         Assert.Equal(Upgrades + 1, primaries.Distinct().Count());
         Assert.True(close.Lost + keepAlive.Lost == 0, string.Join("; ", close.Notes.Concat(keepAlive.Notes).Take(5)));
