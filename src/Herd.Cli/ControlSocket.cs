@@ -17,6 +17,7 @@ namespace Herd.Cli;
 [JsonDerivedType(typeof(ScaleRequest), "scale")]
 [JsonDerivedType(typeof(StopRequest), "stop")]
 [JsonDerivedType(typeof(LogsRequest), "logs")]
+[JsonDerivedType(typeof(UpgradeRequest), "upgrade")]
 internal abstract record ControlRequest;
 
 /// <summary><c>herd ls</c>: the workers and slots.</summary>
@@ -36,6 +37,9 @@ internal sealed record StopRequest : ControlRequest;
 
 /// <summary><c>herd logs</c>: the latest lines, then, when following, every new one.</summary>
 internal sealed record LogsRequest(bool Follow = false) : ControlRequest;
+
+/// <summary><c>herd upgrade</c>: start the herd now on disk, hand it the sockets, and drain this primary once it is ready.</summary>
+internal sealed record UpgradeRequest : ControlRequest;
 
 internal sealed record ControlResponse(bool Ok, string? Error = null, WorkerInfo[]? Workers = null, SlotInfo[]? Slots = null, string? LastReloadFailure = null);
 

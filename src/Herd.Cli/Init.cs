@@ -23,6 +23,9 @@ internal static class Init
         UnixSignal.SIGUSR1, UnixSignal.SIGUSR2, UnixSignal.SIGTTIN, UnixSignal.SIGTTOU,
     ];
 
+    /// <summary>Set in the child's environment: herd knows it runs under pid 1 and refuses an upgrade, which pid 1 would not survive.</summary>
+    public const string ChildVariable = "HERD_UNDER_INIT";
+
     public static bool IsNeeded => Libc.GetPid() == 1;
 
     /// <summary>Runs this program again as a child and reaps until it exits; returns its exit code (128 + N for signal N).</summary>
@@ -30,7 +33,9 @@ internal static class Init
     {
         Libc.Signal((int)UnixSignal.SIGCHLD, Libc.SIG_DFL); // waitid below needs no signal
         var (file, args) = WorkerLauncher.Program(new ClusterSettings()); // this program, with this command line
-        int pid = Spawn.Start(file, [file, .. args], Spawn.CurrentEnvironment(), workingDirectory: null, [], stdinFromDevNull: false);
+        var environment = Spawn.CurrentEnvironment();
+        environment[ChildVariable] = "1";
+        int pid = Spawn.Start(file, [file, .. args], environment, workingDirectory: null, [], stdinFromDevNull: false);
         using var child = Pidfd.Open(pid);
         var registrations = Forwarded.Select(signal => PosixSignalRegistration.Create((PosixSignal)(int)signal, context =>
         {

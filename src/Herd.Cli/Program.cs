@@ -93,8 +93,11 @@ var once = new Option<bool>("--once") { Description = "Draw one frame and exit."
 var monit = new Command("monit", "A live view of the workers: state, requests, CPU and memory, refreshed every second.") { name, once };
 monit.SetAction((result, cancellationToken) => MonitCommand.RunAsync(AppName(result), result.GetValue(once), cancellationToken));
 
+var upgrade = new Command("upgrade", "Replace the primary itself with the herd now on disk, the port open throughout; herd.json is read again.") { name };
+upgrade.SetAction((result, cancellationToken) => Act(result, new UpgradeRequest(), cancellationToken));
+
 // A clear line, not a stack trace: for input herd cannot use (exit 2), and for an app that is not running, or already is (exit 1).
-foreach (var client in new[] { run, ls, logs, monit, reload, restart, stop, scale })
+foreach (var client in new[] { run, ls, logs, monit, reload, restart, stop, scale, upgrade })
 {
     var action = client.Action!;
     client.SetAction(async (result, cancellationToken) =>
@@ -116,7 +119,7 @@ foreach (var client in new[] { run, ls, logs, monit, reload, restart, stop, scal
     });
 }
 
-var root = new RootCommand("herd: run any .NET server clustered, keep it up, reload it with zero downtime.") { run, ls, logs, monit, reload, restart, stop, scale };
+var root = new RootCommand("herd: run any .NET server clustered, keep it up, reload it with zero downtime.") { run, ls, logs, monit, reload, restart, stop, scale, upgrade };
 return await root.Parse(args).InvokeAsync();
 
 async Task<ControlResponse> Send(ParseResult result, ControlRequest request, CancellationToken cancellationToken)

@@ -22,6 +22,8 @@ internal sealed class RunCommand
     private readonly List<Task> _answering = [];
     private string? _bindFailure;
     private volatile bool _started;
+    private Upgrader _upgrader = null!;
+    private Socket _control = null!;
 
     private RunCommand(ClusterPrimary primary, Supervisor supervisor, WorkerLogs logs)
     {
@@ -51,12 +53,15 @@ internal sealed class RunCommand
             },
         });
         await using var supervisor = new Supervisor(primary, options);
+        var predecessor = Upgrader.Adopt(); // started by herd upgrade: the old primary's sockets are ours
         primary.AdoptSystemdSockets();
         var run = new RunCommand(primary, supervisor, logs);
+        run._upgrader = new Upgrader(primary, run._systemd, options.ReadyTimeout, predecessor);
         primary.Forked += logs.Attach;
         primary.BindFailed += (address, error) =>
             Interlocked.CompareExchange(ref run._bindFailure, $"cannot listen on {address}: {new SocketException((int)error).Message}", null);
-        using var control = ControlSocket.Listen(path);
+        // Not `using`: a Socket removes the file it bound as it is disposed, and after an upgrade the path is the new primary's.
+        var control = run._control = predecessor?.Control ?? ControlSocket.Listen(path);
         try
         {
             supervisor.Errored += reason =>
@@ -73,7 +78,7 @@ internal sealed class RunCommand
                 if (run._started) Console.Error.WriteLine($"herd: worker {worker.Id} (pid {worker.Process.Id}) died ({exit}); restarting in {delay.TotalMilliseconds:0} ms");
             };
             using var signals = run.HandleSignals();
-            _ = run.ServeControlAsync(control);
+            if (predecessor is null) _ = run.ServeControlAsync(control); // else once the old primary no longer answers
             var starting = supervisor.StartAsync(cancellationToken);
             if (await Task.WhenAny(starting, run._stopped.Task) == starting)
             {
@@ -84,23 +89,32 @@ internal sealed class RunCommand
                 catch (WorkerNotReadyException ex)
                 {
                     // A worker that cannot start now will not start on its own later: one clear failure, not a crash loop.
-                    Console.Error.WriteLine($"herd: {await run.ExplainAsync(ex)}");
+                    var why = await run.ExplainAsync(ex);
+                    Console.Error.WriteLine($"herd: {why}");
+                    predecessor?.Failed(why);
                     await run.StopAsync(control, supervisor);
                     return run._bindFailure is not null ? 1 : ExitCodeOf(ex.Exit);
                 }
                 run._started = true;
                 var status = $"{name} running, {options.Workers} worker(s), pids {string.Join(' ', supervisor.Workers.Select(w => w.Process.Id))}";
                 Console.Error.WriteLine($"herd: {status}");
+                if (predecessor is not null) run._systemd.MainPid();
                 run._systemd.Ready(status);
+                if (predecessor is not null)
+                {
+                    await predecessor.ReadyAsync();
+                    _ = run.ServeControlAsync(control);
+                }
             }
             int code = await run._stopped.Task.WaitAsync(cancellationToken);
-            run._systemd.Stopping(options.DrainDelay > TimeSpan.Zero ? "draining" : "stopping");
+            if (!run._upgrader.HandedOver) run._systemd.Stopping(options.DrainDelay > TimeSpan.Zero ? "draining" : "stopping");
             await run.StopAsync(control, supervisor);
             return code;
         }
         finally
         {
-            File.Delete(path);
+            if (!run._upgrader.HandedOver) control.Dispose();
+            if (run._upgrader.OwnsControlPath) File.Delete(path);
             run._systemd.Dispose();
             await primary.DisposeAsync();
         }
@@ -110,7 +124,7 @@ internal sealed class RunCommand
     private async Task StopAsync(Socket control, Supervisor supervisor)
     {
         await supervisor.StopAsync(CancellationToken.None);
-        control.Dispose();
+        if (!_upgrader.HandedOver) control.Dispose();
         Task[] answering;
         lock (_answering) answering = [.. _answering];
         await Task.WhenAny(Task.WhenAll(answering), Task.Delay(TimeSpan.FromSeconds(2)));
@@ -151,7 +165,8 @@ internal sealed class RunCommand
             PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop),
             PosixSignalRegistration.Create(PosixSignal.SIGHUP, context => Handle(context, ReloadAsync)),
             PosixSignalRegistration.Create(PosixSignal.SIGTTIN, context => Handle(context, () => _supervisor.ScaleByAsync(+1))),
-            PosixSignalRegistration.Create(PosixSignal.SIGTTOU, context => Handle(context, () => _supervisor.ScaleByAsync(-1))));
+            PosixSignalRegistration.Create(PosixSignal.SIGTTOU, context => Handle(context, () => _supervisor.ScaleByAsync(-1))),
+            PosixSignalRegistration.Create((PosixSignal)(int)UnixSignal.SIGUSR2, context => Handle(context, UpgradeBySignalAsync)));
     }
 
     private void Stop(PosixSignalContext context)
@@ -184,9 +199,9 @@ internal sealed class RunCommand
             Socket connection;
             try
             {
-                connection = await control.AcceptAsync();
+                connection = await control.AcceptAsync(_upgrader.Serving);
             }
-            catch (Exception ex) when (ex is ObjectDisposedException or SocketException)
+            catch (Exception ex) when (ex is ObjectDisposedException or SocketException or OperationCanceledException)
             {
                 return;
             }
@@ -299,6 +314,8 @@ internal sealed class RunCommand
                     return new ControlResponse(true);
                 case StopRequest:
                     return new ControlResponse(true); // the stop itself follows the answer
+                case UpgradeRequest:
+                    return await UpgradeAsync();
                 default:
                     return new ControlResponse(false, $"unknown request {request.GetType().Name}");
             }
@@ -315,6 +332,25 @@ internal sealed class RunCommand
         if (failure is not WorkerNotReadyException notReady) return failure.Message.Split(" (Parameter", 2)[0];
         var last = await _logs.LastLinesAsync(notReady.Worker.Id, 10);
         return last.Count == 0 ? failure.Message : $"{failure.Message}{Environment.NewLine}Its last lines:{Environment.NewLine}{string.Join(Environment.NewLine, last.Select(line => "  " + line))}";
+    }
+
+    // Once the new primary is ready, this one stops accepting (the sockets stay open: they are the new one's too),
+    // gives what it accepted to its workers, and then stops as on SIGTERM: its workers drain.
+    private async Task<ControlResponse> UpgradeAsync()
+    {
+        if (await _upgrader.UpgradeAsync(_control) is { } why) return new ControlResponse(false, $"upgrade: {why}");
+        _ = Task.Run(async () =>
+        {
+            await _primary.StopAcceptingAsync();
+            _stopped.TrySetResult(0);
+        });
+        return new ControlResponse(true);
+    }
+
+    private async Task UpgradeBySignalAsync()
+    {
+        var response = await UpgradeAsync();
+        if (!response.Ok) Console.Error.WriteLine($"herd: {response.Error}");
     }
 
     private ControlResponse Ls()

@@ -19,6 +19,7 @@ internal sealed class SystemdNotifier : IDisposable
     {
         var path = Environment.GetEnvironmentVariable("NOTIFY_SOCKET");
         if (string.IsNullOrEmpty(path)) return;
+        Inherited = new Dictionary<string, string?> { ["NOTIFY_SOCKET"] = path, ["WATCHDOG_USEC"] = Environment.GetEnvironmentVariable("WATCHDOG_USEC") };
         _target = new UnixDomainSocketEndPoint(path[0] == '@' ? "\0" + path[1..] : path);
         _socket = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
         var watchdogPid = Environment.GetEnvironmentVariable("WATCHDOG_PID");
@@ -31,6 +32,12 @@ internal sealed class SystemdNotifier : IDisposable
         // The workers are not the service: they must not talk to systemd themselves.
         foreach (var name in new[] { "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID" }) Environment.SetEnvironmentVariable(name, null);
     }
+
+    /// <summary>What a primary taking over in an upgrade needs to talk to systemd in turn (the workers never see it).</summary>
+    public IReadOnlyDictionary<string, string?> Inherited { get; } = new Dictionary<string, string?>();
+
+    /// <summary>This process is the service's main process now: it took over in an upgrade (systemd needs NotifyAccess=all to hear it).</summary>
+    public void MainPid() => Send($"MAINPID={Environment.ProcessId}");
 
     public void Ready(string status) => Send($"READY=1\nSTATUS={status}");
 

@@ -480,6 +480,9 @@ public sealed class CliTests
 
         public int Pid => _process.Id;
 
+        /// <summary>The herd.json herd was started with, if any: a test may change it, as before an upgrade.</summary>
+        public string? ConfigPath => _config;
+
         /// <summary>Waits for herd to exit of itself; returns its exit code.</summary>
         public async Task<int> ExitCodeAsync()
         {

@@ -146,7 +146,7 @@ public sealed class DrainTests(ITestOutputHelper output)
     /// Sends GET /pid until stopped, on one connection while it stays open (keep-alive) or one per request. A request
     /// whose connection closes before its whole response came is lost: nothing retries it.
     /// </summary>
-    private static async Task HammerAsync(int port, bool keepAlive, TimeSpan pause, Tally tally, CancellationToken stop)
+    internal static async Task HammerAsync(int port, bool keepAlive, TimeSpan pause, Tally tally, CancellationToken stop)
     {
         var request = Encoding.ASCII.GetBytes($"GET /pid HTTP/1.1\r\nHost: 127.0.0.1\r\n{(keepAlive ? "" : "Connection: close\r\n")}\r\n");
         var buffer = new byte[4096];
@@ -230,7 +230,7 @@ public sealed class DrainTests(ITestOutputHelper output)
         }
     }
 
-    private sealed class Tally
+    internal sealed class Tally
     {
         public int Sent;
         public int AnsweredCount;

@@ -21,6 +21,7 @@ internal static unsafe partial class Libc
     public const int F_SETFD = 2;
     public const int F_DUPFD_CLOEXEC = 1030;
     public const int FD_CLOEXEC = 1;
+    public const short POLLIN = 0x1;
     public const short POLLOUT = 0x4;
 
     public const int ESRCH = 3;

@@ -6,7 +6,6 @@ namespace Herd.Native;
 internal static unsafe partial class Libc
 {
     public const int MSG_PEEK = 0x2;
-    public const short POLLIN = 0x1;
     public const int AF_INET = 2;
     public const int AF_INET6 = 10;
 

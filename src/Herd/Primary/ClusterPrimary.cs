@@ -117,6 +117,24 @@ public sealed class ClusterPrimary : IAsyncDisposable
     /// </summary>
     public int AdoptSystemdSockets() => _inherited.AdoptSystemd();
 
+    /// <summary>
+    /// Every listening socket this primary holds, bound or inherited (reuse-port ones aside: a successor binds its own
+    /// beside them): what a primary taking over in an upgrade inherits, so that the port never closes.
+    /// </summary>
+    internal Socket[] ListeningSockets()
+    {
+        lock (_gate) return [.. _handles.Values.Select(h => h.Listener).OfType<Socket>().Distinct(), .. _inherited.Remaining()];
+    }
+
+    /// <summary>
+    /// Stops accepting on every socket, which stay open for the primary that took them over; completes once every
+    /// connection already accepted has gone to a worker. The workers then drain as usual.
+    /// </summary>
+    internal Task StopAcceptingAsync()
+    {
+        lock (_gate) return Task.WhenAll(_handles.Values.Select(h => h.StopAcceptingAsync()).ToArray());
+    }
+
     /// <summary>Merges <paramref name="settings"/> over the current ones (null properties keep theirs) and fixes the scheduling policy.</summary>
     public void SetupPrimary(ClusterSettings? settings = null)
     {

@@ -35,6 +35,12 @@ internal sealed class InheritedSockets
         return n;
     }
 
+    /// <summary>The sockets no worker has taken yet.</summary>
+    public Socket[] Remaining()
+    {
+        lock (_gate) return [.. _sockets];
+    }
+
     /// <summary>Removes and returns the inherited socket for this address, if there is one: same kind, same port, same or wildcard IP.</summary>
     public Socket? Take(AddressKey address)
     {

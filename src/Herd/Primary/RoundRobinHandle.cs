@@ -29,6 +29,7 @@ internal sealed class RoundRobinHandle : ServerHandle
     internal const int MaxQueued = 4096;
 
     private readonly Socket? _listener;
+    private readonly ListeningAddress? _local;
     private readonly SocketError _error;
     private readonly Action<RoundRobinHandle> _retired;
     private readonly ConnectionCounters _counters;
@@ -43,6 +44,10 @@ internal sealed class RoundRobinHandle : ServerHandle
     private readonly Queue<Pending> _pending = new();
     private readonly Dictionary<uint, InFlight> _inFlight = [];
     private readonly object _room = new();
+    private readonly SafeFdHandle? _wake;
+    private readonly TaskCompletionSource _acceptEnded = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _settled = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private bool _acceptStopped;
     private bool _full;
     private int _parked;  // waiting for the room of the worker they belong to
     private int _peeking; // with the peek thread
@@ -66,6 +71,7 @@ internal sealed class RoundRobinHandle : ServerHandle
         {
             _error = ex.SocketErrorCode;
             _closed = true;
+            _acceptEnded.SetResult();
             return;
         }
         if (policy == SchedulingPolicy.Sticky)
@@ -73,10 +79,35 @@ internal sealed class RoundRobinHandle : ServerHandle
             _tokens = tokens;
             _peek = new HttpPeek(key, OnPeeked);
         }
+        // Another process may accept on this socket too (systemd's, or a primary taking over in an upgrade), so the
+        // socket is never shut down, which would end it for them as well: accept4 never blocks (the flag is the
+        // socket's, and that process accepts this way too), and the accept thread waits for readiness or a wake-up.
+        _listener.Blocking = false;
+        _local = ListeningAddress.Of(_listener.LocalEndPoint!, udp: false);
+        _wake = new SafeFdHandle(Libc.EventFd(0, Libc.EFD_CLOEXEC));
+        if (_wake.IsInvalid) throw Fd.LastError("eventfd");
         new Thread(AcceptLoop) { IsBackground = true, Name = $"herd accept {key}" }.Start();
     }
 
     public override bool Failed => _listener is null;
+
+    public override Socket? Listener => _listener;
+
+    /// <summary>
+    /// Stops accepting, the listening socket left open for whoever else has it: a primary taking over. What was accepted
+    /// still goes to the workers; completes once the accept thread has left and every such connection has been taken.
+    /// </summary>
+    public override async Task StopAcceptingAsync()
+    {
+        lock (_gate)
+        {
+            Volatile.Write(ref _acceptStopped, true);
+            Wake();
+        }
+        await _acceptEnded.Task.ConfigureAwait(false);
+        lock (_gate) CheckSettled();
+        await _settled.Task.ConfigureAwait(false);
+    }
 
     /// <summary>Connections accepted and waiting for a worker with room.</summary>
     public int Queued
@@ -98,10 +129,9 @@ internal sealed class RoundRobinHandle : ServerHandle
             worker.Channel.SendInternal(reply);
             return;
         }
-        var local = ListeningAddress.Of(_listener.LocalEndPoint!, udp: false);
         reply.HandleId = Id;
-        reply.Address = local.Address;
-        reply.Port = local.Port;
+        reply.Address = _local!.Address;
+        reply.Port = _local.Port;
         reply.LeastBusy = _leastBusy; // asks the worker to report how busy it is: under round robin it sends nothing
         reply.Sticky = _peek is not null; // asks the worker to report the SignalR tokens it issues
         worker.Channel.SendInternal(reply);
@@ -181,65 +211,79 @@ internal sealed class RoundRobinHandle : ServerHandle
     }
 
     /// <summary>
-    /// Accepts on a thread of its own with blocking accept4: no allocation and no thread hop per connection but the
-    /// fd's handle. The thread holds a reference on the listener's handle for each accept4, so its fd number cannot be
-    /// reused under the call, and never longer: <see cref="CloseListener"/> disposes the listener under <c>_gate</c>, which
-    /// waits for every reference to go, so one kept while this thread waits for <c>_gate</c>, or while it closes the
-    /// listener itself (its handoff finding the last worker gone), would stop the primary for good.
+    /// Accepts on a thread of its own with accept4: no allocation and no thread hop per connection but the fd's handle,
+    /// and under load no other call (poll only when nothing is left to take). The thread owns the listener's fd: it
+    /// closes it as it leaves, so no accept4 or poll ever meets a closed or reused number, and nothing else waits for it.
     /// </summary>
     private unsafe void AcceptLoop()
     {
-        var handle = _listener!.SafeHandle;
+        int listener = (int)_listener!.SafeHandle.DangerousGetHandle();
         var backoff = new AcceptBackoff();
         byte* address = stackalloc byte[Libc.SockaddrStorageSize];
-        while (!Volatile.Read(ref _closed))
+        try
         {
-            WaitForRoom();
-            int fd, errno;
-            uint length = Libc.SockaddrStorageSize;
-            bool added = false;
-            try
+            while (!Volatile.Read(ref _closed) && !Volatile.Read(ref _acceptStopped))
             {
-                handle.DangerousAddRef(ref added);
-                fd = Libc.Accept4((int)handle.DangerousGetHandle(), _byAddress ? address : null, _byAddress ? &length : null, Libc.SOCK_CLOEXEC);
-                errno = fd < 0 ? Marshal.GetLastPInvokeError() : 0;
-            }
-            catch (ObjectDisposedException)
-            {
-                return; // closed between two accepts
-            }
-            finally
-            {
-                if (added) handle.DangerousRelease();
-            }
-            if (fd >= 0)
-            {
-                backoff.Succeeded();
-                var connection = new SafeFdHandle(fd);
-                ulong? source = _byAddress ? SourceOf(address, length) : null;
-                _counters.Accepted();
-                lock (_gate)
+                WaitForRoom();
+                uint length = Libc.SockaddrStorageSize;
+                int fd = Libc.Accept4(listener, _byAddress ? address : null, _byAddress ? &length : null, Libc.SOCK_CLOEXEC);
+                int errno = fd < 0 ? Marshal.GetLastPInvokeError() : 0;
+                if (fd >= 0)
                 {
-                    if (_closed)
+                    backoff.Succeeded();
+                    var connection = new SafeFdHandle(fd);
+                    ulong? source = _byAddress ? SourceOf(address, length) : null;
+                    _counters.Accepted();
+                    lock (_gate)
                     {
-                        connection.Dispose();
-                        _counters.Refused();
-                        return;
+                        // Once we stop accepting (closed, or handed over) a connection taken meanwhile still goes to a worker.
+                        if (_closed)
+                        {
+                            connection.Dispose();
+                            _counters.Refused();
+                            return;
+                        }
+                        if (_peek is not null) _peeking++;
+                        else
+                        {
+                            _pending.Enqueue(new Pending(connection, null, source));
+                            Pump();
+                        }
+                        if (Waiting >= MaxQueued) Volatile.Write(ref _full, true);
                     }
-                    if (_peek is not null) _peeking++;
-                    else
-                    {
-                        _pending.Enqueue(new Pending(connection, null, source));
-                        Pump();
-                    }
-                    if (Waiting >= MaxQueued) Volatile.Write(ref _full, true);
+                    _peek?.Add(connection, source);
+                    continue;
                 }
-                _peek?.Add(connection, source);
-                continue;
+                if (errno == Libc.EAGAIN) WaitReadable(listener);
+                else if (errno is Libc.EINVAL or Libc.EBADF) return;
+                else if (!AcceptBackoff.IsTransient(errno)) Thread.Sleep(backoff.Failed(Key, errno));
             }
-            if (Volatile.Read(ref _closed) || errno is Libc.EINVAL or Libc.EBADF) return;
-            if (!AcceptBackoff.IsTransient(errno)) Thread.Sleep(backoff.Failed(Key, errno));
         }
+        finally
+        {
+            lock (_gate)
+            {
+                _listener.Dispose();
+                _wake!.Dispose();
+            }
+            _acceptEnded.SetResult();
+        }
+    }
+
+    // Until a connection waits (for us, or for whoever else accepts on the socket) or Wake is called.
+    private unsafe void WaitReadable(int listener)
+    {
+        var fds = stackalloc Libc.PollFd[2];
+        fds[0] = new Libc.PollFd { Fd = listener, Events = Libc.POLLIN };
+        fds[1] = new Libc.PollFd { Fd = _wake!.Fd, Events = Libc.POLLIN };
+        Libc.Poll(fds, 2, -1);
+    }
+
+    // Under _gate, so that the accept thread cannot have closed the eventfd meanwhile.
+    private void Wake()
+    {
+        if (!_wake!.IsClosed) Libc.EventFdWrite(_wake.Fd, 1);
+        MakeRoom();
     }
 
     // The accept thread's only wait; never under _gate, which is taken inside _room and never the other way round.
@@ -247,7 +291,7 @@ internal sealed class RoundRobinHandle : ServerHandle
     {
         lock (_room)
         {
-            while (Volatile.Read(ref _full) && !Volatile.Read(ref _closed)) Monitor.Wait(_room);
+            while (Volatile.Read(ref _full) && !Volatile.Read(ref _closed) && !Volatile.Read(ref _acceptStopped)) Monitor.Wait(_room);
         }
     }
 
@@ -313,6 +357,13 @@ internal sealed class RoundRobinHandle : ServerHandle
             }
         }
         if (_full && Waiting < MaxQueued) MakeRoom();
+        CheckSettled();
+    }
+
+    // Under _gate: after StopAcceptingAsync, every connection accepted has gone to a worker, or was refused.
+    private void CheckSettled()
+    {
+        if (_acceptEnded.Task.IsCompleted && Waiting == 0 && _inFlight.Count == 0) _settled.TrySetResult();
     }
 
     private static bool HasRoom(Member member) => member.InFlight < Window && member.Worker.Ready.IsCompleted;
@@ -479,11 +530,7 @@ internal sealed class RoundRobinHandle : ServerHandle
     {
         if (_closed) return;
         Volatile.Write(ref _closed, true);
-        if (_listener is not null)
-        {
-            Libc.Shutdown((int)_listener.Handle, Libc.SHUT_RDWR); // wakes the accept thread
-            _listener.Dispose();
-        }
+        if (_listener is not null) Wake(); // the accept thread closes the listener as it leaves
         _peek?.Dispose(); // what it still peeks at comes back through OnPeeked, refused there
         int dropped = _retry.Count + _pending.Count;
         _counters.Refused(dropped);
@@ -495,6 +542,7 @@ internal sealed class RoundRobinHandle : ServerHandle
 
     private void RetireIfDone()
     {
+        CheckSettled();
         if (_closed && _inFlight.Count == 0) _retired(this);
     }
 

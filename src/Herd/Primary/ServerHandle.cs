@@ -42,6 +42,12 @@ internal abstract class ServerHandle(string key, int id)
     /// <summary>Binding failed; the reply carried the error and the key should be forgotten, so a later query can retry.</summary>
     public abstract bool Failed { get; }
 
+    /// <summary>The listening socket the primary holds, to hand to a primary taking over; null when it holds none.</summary>
+    public virtual System.Net.Sockets.Socket? Listener => null;
+
+    /// <summary>Stops the primary's own accepting, the socket left open; completes when what it accepted has gone to the workers.</summary>
+    public virtual Task StopAcceptingAsync() => Task.CompletedTask;
+
     /// <summary>Closes the handle whatever its workers: the primary is shutting down.</summary>
     public abstract void Close();
 }

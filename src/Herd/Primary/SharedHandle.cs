@@ -31,6 +31,8 @@ internal sealed class SharedHandle : ServerHandle
 
     public override bool Failed => _socket is null;
 
+    public override Socket? Listener => _socket;
+
     public override void Add(Worker worker, InternalMessage reply)
     {
         if (_socket is null)

@@ -1,0 +1,111 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+
+namespace Herd.Tests;
+
+/// <summary>
+/// The packages as a user gets them: build/pack.sh packs them into a folder, the herd tool installs from it into a
+/// fresh HOME and package cache, and that herd clusters PlainWebApp.
+/// </summary>
+[Collection(nameof(PackageTests))]
+public sealed class PackageTests
+{
+    // Packing builds the three projects afresh, apart from their bin and obj: minutes on a busy 2-core machine.
+    private static readonly TimeSpan PackTimeout = TimeSpan.FromMinutes(10);
+
+    private static string RepositoryRoot => Path.GetFullPath(Path.Combine(Path.GetDirectoryName(TestCluster.HerdCliDll)!, "../../../../.."));
+
+    [Fact]
+    public async Task The_herd_tool_installs_from_the_packed_folder_into_a_fresh_home_and_runs_two_workers()
+    {
+        var temp = Directory.CreateTempSubdirectory("herd-pack-");
+        try
+        {
+            var packages = Path.Combine(temp.FullName, "packages");
+            var (packed, packOutput) = await RunAsync(Path.Combine(RepositoryRoot, "build/pack.sh"), ["--output", packages], null, PackTimeout);
+            Assert.True(packed == 0, packOutput);
+            Assert.Contains(Directory.GetFiles(packages), f => Path.GetFileName(f).StartsWith("Herd.AspNetCore.", StringComparison.Ordinal) && f.EndsWith(".snupkg", StringComparison.Ordinal));
+            var tool = Directory.GetFiles(packages, "Herd.Cli.*.nupkg").Single();
+            var version = Path.GetFileNameWithoutExtension(tool)["Herd.Cli.".Length..];
+
+            var home = Directory.CreateDirectory(Path.Combine(temp.FullName, "home")).FullName;
+            var environment = new Dictionary<string, string?>
+            {
+                ["HOME"] = home,
+                ["DOTNET_CLI_HOME"] = home,
+                ["NUGET_PACKAGES"] = Path.Combine(temp.FullName, "nuget"),
+                ["XDG_RUNTIME_DIR"] = null,
+                // The tool's apphost finds the runtime here, as on a machine with dotnet installed where it looks.
+                ["DOTNET_ROOT"] = Path.GetDirectoryName(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "/usr/share/dotnet/dotnet"),
+            };
+            var tools = Path.Combine(temp.FullName, "tools");
+            var (installed, installOutput) = await RunAsync("dotnet",
+                ["tool", "install", "--tool-path", tools, "--add-source", packages, "Herd.Cli", "--version", version], environment, PackTimeout);
+            Assert.True(installed == 0, installOutput);
+
+            int port = Ports.Free();
+            var name = "pack-" + Guid.NewGuid().ToString("N")[..8];
+            using var herd = Start(Path.Combine(tools, "herd"), ["run", "-i", "2", "--name", name, "--", "dotnet", TestCluster.PlainWebAppDll, "--urls", $"http://127.0.0.1:{port}"], environment);
+            var errors = new ConcurrentQueue<string>();
+            var running = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            herd.ErrorDataReceived += (_, e) =>
+            {
+                if (e.Data is null) return;
+                errors.Enqueue(e.Data);
+                if (e.Data.Contains(" running, ", StringComparison.Ordinal)) running.TrySetResult();
+            };
+            herd.BeginErrorReadLine();
+            try
+            {
+                await Task.WhenAny(running.Task, herd.WaitForExitAsync()).WaitAsync(TestCluster.Timeout);
+                Assert.True(running.Task.IsCompleted, string.Join('\n', errors));
+                using var http = new HttpClient { Timeout = TestCluster.Timeout };
+                http.DefaultRequestHeaders.ConnectionClose = true;
+                var pids = new HashSet<int>();
+                for (int i = 0; i < 20 && pids.Count < 2; i++)
+                    pids.Add(int.Parse(await http.GetStringAsync(new Uri($"http://127.0.0.1:{port}/pid")), CultureInfo.InvariantCulture));
+                Assert.Equal(2, pids.Count);
+            }
+            finally
+            {
+                Native.Fd.Kill(herd.Id, (int)UnixSignal.SIGTERM);
+                await herd.WaitForExitAsync().WaitAsync(TestCluster.Timeout);
+            }
+        }
+        finally
+        {
+            temp.Delete(recursive: true);
+        }
+    }
+
+    private static Process Start(string file, string[] args, IReadOnlyDictionary<string, string?>? environment)
+    {
+        var start = new ProcessStartInfo(file) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var arg in args) start.ArgumentList.Add(arg);
+        foreach (var (key, value) in environment ?? new Dictionary<string, string?>())
+        {
+            if (value is null) start.Environment.Remove(key);
+            else start.Environment[key] = value;
+        }
+        return Process.Start(start)!;
+    }
+
+    // Runs a command to its end within timeout (killed otherwise); returns its exit code and its output, both streams.
+    private static async Task<(int Code, string Output)> RunAsync(string file, string[] args, IReadOnlyDictionary<string, string?>? environment, TimeSpan timeout)
+    {
+        using var process = Start(file, args, environment);
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        try
+        {
+            await process.WaitForExitAsync().WaitAsync(timeout);
+        }
+        catch (TimeoutException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw;
+        }
+        return (process.ExitCode, await output + await error);
+    }
+}
