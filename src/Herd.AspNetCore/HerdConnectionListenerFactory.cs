@@ -13,11 +13,13 @@ internal sealed class HerdConnectionListenerFactory : IConnectionListenerFactory
     private readonly SocketConnectionContextFactory _connections;
     private readonly ListenOptions _listenOptions;
     private readonly WorkerDrain _drain;
+    private readonly bool _noDelay;
 
     public HerdConnectionListenerFactory(IOptions<SocketTransportOptions> transport, ILoggerFactory loggerFactory, WorkerDrain drain, ListenOptions? listenOptions)
     {
         _drain = drain;
         var options = transport.Value;
+        _noDelay = options.NoDelay;
         _connections = new SocketConnectionContextFactory(new SocketConnectionFactoryOptions
         {
             IOQueueCount = options.IOQueueCount,
@@ -33,8 +35,16 @@ internal sealed class HerdConnectionListenerFactory : IConnectionListenerFactory
 
     public async ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
     {
-        var listener = await ClusterSocket.ListenAsync(endpoint, _listenOptions, cancellationToken).ConfigureAwait(false);
-        return new HerdConnectionListener(listener, _connections, _drain);
+        ClusterListener listener;
+        try
+        {
+            listener = await ClusterSocket.ListenAsync(endpoint, _listenOptions, cancellationToken).ConfigureAwait(false);
+        }
+        catch (SocketException ex) when (ex.SocketErrorCode == SocketError.AddressAlreadyInUse)
+        {
+            throw new AddressInUseException(ex.Message, ex); // Kestrel's binder says so in its own words
+        }
+        return new HerdConnectionListener(listener, _connections, _drain, _noDelay);
     }
 
     public void Dispose() => _connections.Dispose();
@@ -47,11 +57,13 @@ internal sealed class HerdConnectionListener : IConnectionListener
     private readonly SocketConnectionContextFactory _connections;
     private readonly WorkerDrain _drain;
     private readonly TaskCompletionSource _unbound = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly bool _noDelay;
     private int _ended;
 
-    public HerdConnectionListener(ClusterListener listener, SocketConnectionContextFactory connections, WorkerDrain drain)
+    public HerdConnectionListener(ClusterListener listener, SocketConnectionContextFactory connections, WorkerDrain drain, bool noDelay)
     {
         _listener = listener;
+        _noDelay = noDelay;
         _connections = connections;
         _drain = drain;
         drain.Opened();
@@ -72,6 +84,7 @@ internal sealed class HerdConnectionListener : IConnectionListener
             try
             {
                 var socket = await _listener.AcceptAsync(cancellationToken).ConfigureAwait(false);
+                if (!_noDelay && socket.ProtocolType == ProtocolType.Tcp) socket.NoDelay = false; // Herd's default is Kestrel's: on
                 return _drain.Track(_connections.Create(socket));
             }
             catch (ObjectDisposedException)

@@ -36,7 +36,7 @@ public static class HerdWebHostBuilderExtensions
         ArgumentNullException.ThrowIfNull(builder);
         if (!Herd.Cluster.IsWorker) return builder;
         Herd.Cluster.Worker.DeferHostReady(); // ready once the app has started, every endpoint bound, and is healthy
-        Herd.Cluster.Worker.Load.AppCounts(); // requests in progress, not open connections, say how busy Kestrel is
+        Herd.Cluster.Worker.CountLoadInApp(); // requests in progress, not open connections, say how busy Kestrel is
         // Registered after UseKestrel's socket transport, so Kestrel asks this factory first.
         return builder.ConfigureServices(services =>
         {

@@ -1,4 +1,3 @@
-using Herd.Child;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Hosting;
@@ -23,13 +22,12 @@ internal sealed class WorkerMiddleware(WorkerDrain drain) : IStartupFilter
     public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
     {
         var worker = Cluster.Worker;
-        var load = worker.Load;
         app.Use((context, nextMiddleware) =>
         {
             worker.CountRequest();
             if (drain.IsDraining) CloseAfter(context);
-            if (GoingAwayUpgrade.TryAttach(context, drain) is { } webSocket) return WebSocketAsync(context, nextMiddleware, load, webSocket);
-            return load.IsReporting ? InProgressAsync(context, nextMiddleware, load) : nextMiddleware(context);
+            if (GoingAwayUpgrade.TryAttach(context, drain) is { } webSocket) return WebSocketAsync(context, nextMiddleware, worker, webSocket);
+            return worker.ReportsLoad ? InProgressAsync(context, nextMiddleware, worker) : nextMiddleware(context);
         });
         next(app);
     };
@@ -45,11 +43,11 @@ internal sealed class WorkerMiddleware(WorkerDrain drain) : IStartupFilter
             context.Features.Get<IConnectionLifetimeNotificationFeature>()?.RequestClose();
     }
 
-    private async Task WebSocketAsync(HttpContext context, RequestDelegate next, LoadReporter load, GoingAwayUpgrade webSocket)
+    private async Task WebSocketAsync(HttpContext context, RequestDelegate next, CurrentWorker worker, GoingAwayUpgrade webSocket)
     {
         try
         {
-            await (load.IsReporting ? InProgressAsync(context, next, load) : next(context)).ConfigureAwait(false);
+            await (worker.ReportsLoad ? InProgressAsync(context, next, worker) : next(context)).ConfigureAwait(false);
         }
         finally
         {
@@ -57,16 +55,16 @@ internal sealed class WorkerMiddleware(WorkerDrain drain) : IStartupFilter
         }
     }
 
-    private static async Task InProgressAsync(HttpContext context, RequestDelegate next, LoadReporter load)
+    private static async Task InProgressAsync(HttpContext context, RequestDelegate next, CurrentWorker worker)
     {
-        load.Add(1);
+        worker.AddLoad(1);
         try
         {
             await next(context).ConfigureAwait(false);
         }
         finally
         {
-            load.Add(-1);
+            worker.AddLoad(-1);
         }
     }
 }

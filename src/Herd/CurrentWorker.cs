@@ -112,6 +112,25 @@ public sealed class CurrentWorker
     /// <summary>This worker's busy units, which it reports to a primary that dispatches by least busy.</summary>
     internal LoadReporter Load => _child.Load;
 
+    /// <summary>
+    /// Whether the primary dispatches this worker's connections by <see cref="SchedulingPolicy.LeastBusy"/> and so
+    /// hears how busy it is. While false, <see cref="AddLoad"/> counts but sends nothing: skip it if counting costs.
+    /// </summary>
+    public bool ReportsLoad => _child.Load.IsReporting;
+
+    /// <summary>
+    /// Says the app counts its own busy units with <see cref="AddLoad"/> (Herd.AspNetCore counts HTTP requests in
+    /// progress), so its open connections no longer count. Call before listening.
+    /// </summary>
+    public void CountLoadInApp() => _child.Load.AppCounts();
+
+    /// <summary>
+    /// Adds busy units as work starts (1 for a request, say) and takes them away, negative, as it ends: every unit added
+    /// must be taken away once. Under <see cref="SchedulingPolicy.LeastBusy"/> the primary sends new connections to the
+    /// worker with the fewest.
+    /// </summary>
+    public void AddLoad(int units) => _child.Load.Add(units);
+
     // On the event queue, like every raise: held messages go out before any that arrived after them.
     internal void RaiseMessage(ClusterMessage message)
     {

@@ -136,6 +136,56 @@ public sealed class KestrelTests
         Assert.Equal(new[] { first, first, second, second }.Order(), listening.Order());
     }
 
+    // Issue 14 item 7: a port in use reaches Kestrel as its own AddressInUseException, which its binder words itself.
+    [Fact]
+    public async Task A_port_in_use_fails_kestrels_bind_in_kestrels_words()
+    {
+        using var squatter = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        squatter.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Any, 0));
+        squatter.Listen();
+        int port = ((System.Net.IPEndPoint)squatter.LocalEndPoint!).Port;
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var arg in new[] { SampleDll, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--workers", "1" })
+            start.ArgumentList.Add(arg);
+        using var primary = Process.Start(start)!;
+        var output = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var died = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        primary.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is null) return;
+            output.Enqueue(e.Data);
+            if (e.Data.StartsWith("worker ", StringComparison.Ordinal) && e.Data.EndsWith(" died", StringComparison.Ordinal)) died.TrySetResult();
+        };
+        primary.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is not null) output.Enqueue(e.Data);
+        };
+        primary.BeginOutputReadLine();
+        primary.BeginErrorReadLine();
+        try
+        {
+            await died.Task.WaitAsync(TestCluster.Timeout);
+        }
+        finally
+        {
+            primary.Kill(entireProcessTree: true);
+            await primary.WaitForExitAsync().WaitAsync(TestCluster.Timeout);
+        }
+        Assert.Contains(output, line => line.Contains($"Failed to bind to address http://0.0.0.0:{port}: address already in use.", StringComparison.Ordinal));
+    }
+
+    // Issue 14 item 7: Kestrel's SocketTransportOptions.NoDelay holds for connections that come through Herd.
+    [Theory]
+    [InlineData(false, "True")]
+    [InlineData(true, "False")]
+    public async Task Kestrels_no_delay_option_holds(bool nagle, string noDelay)
+    {
+        await using var herd = await CliTests.HerdRun.StartAsync(1, null,
+            port => ["dotnet", TestCluster.TestWebAppDll, "--urls", $"http://127.0.0.1:{port}", .. nagle ? new[] { "--nagle" } : []]);
+        using var http = new HttpClient { Timeout = TestCluster.Timeout };
+        Assert.Equal(noDelay, await http.GetStringAsync(new Uri($"http://127.0.0.1:{herd.Port}/nodelay")));
+    }
+
     // Workers log "started" just before Kestrel binds; the first request may beat the bind.
     internal static async Task<string> GetWhenUpAsync(HttpClient http, Uri uri, Func<string> output)
     {
