@@ -143,14 +143,6 @@ internal static partial class ControlSocket
         return socket;
     }
 
-    /// <summary>The peer's uid (SO_PEERCRED: pid, uid, gid).</summary>
-    public static uint PeerUid(Socket connection)
-    {
-        Span<byte> credentials = stackalloc byte[12];
-        connection.GetRawSocketOption(1 /* SOL_SOCKET */, 17 /* SO_PEERCRED */, credentials);
-        return BitConverter.ToUInt32(credentials[4..]);
-    }
-
     /// <summary>
     /// Reads one request line. A client that sends more than <see cref="MaxRequestBytes"/> without a newline, or takes
     /// longer than <see cref="RequestTimeout"/>, gets an <see cref="IOException"/> saying so, and nothing more is read.

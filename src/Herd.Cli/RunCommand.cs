@@ -216,7 +216,7 @@ internal sealed class RunCommand
         ControlRequest? request = null;
         try
         {
-            if (ControlSocket.PeerUid(connection) != Native.Libc.GetUid())
+            if (connection.PeerUid() != Libc.GetUid())
             {
                 response = new ControlResponse(false, "refused: the control socket answers only the user who runs the app");
             }
@@ -377,27 +377,9 @@ internal sealed class RunCommand
 
     private WorkerInfo Describe(Worker worker, int restarts)
     {
-        var (cpu, memory) = Usage(worker.Process.Id);
         double uptime = worker.IsDead ? 0 : (DateTime.Now - worker.Process.StartTime).TotalSeconds;
         return new WorkerInfo(worker.Id, worker.Slot, worker.Process.Id, worker.State.ToString().ToLowerInvariant(), Math.Round(uptime, 1), restarts,
-            worker.Requests, worker.Connections, cpu, memory);
-    }
-
-    // CPU seconds and resident bytes, from /proc.
-    private static (double Cpu, long Memory) Usage(int pid)
-    {
-        try
-        {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-            double cpu = (double.Parse(fields[11], CultureInfo.InvariantCulture) + double.Parse(fields[12], CultureInfo.InvariantCulture)) / 100;
-            long pages = long.Parse(File.ReadAllText($"/proc/{pid}/statm").Split(' ')[1], CultureInfo.InvariantCulture);
-            return (cpu, pages * Environment.SystemPageSize);
-        }
-        catch (IOException)
-        {
-            return (0, 0);
-        }
+            worker.Requests, worker.Connections, ProcessStats.CpuSeconds(worker.Process.Id), ProcessStats.ResidentBytes(worker.Process.Id));
     }
 
     private sealed class CompositeDisposable(params IDisposable[] items) : IDisposable

@@ -18,8 +18,8 @@ internal sealed class SharedListener : ClusterListener
 {
     private readonly Socket _socket;
     private readonly Action _onClosed;
-    private readonly SafeFdHandle _epoll;
-    private readonly SafeFdHandle _wake;
+    private readonly Epoll _epoll;
+    private readonly EventFd _wake;
     private readonly object _gate = new();
     private readonly Queue<Socket> _ready = new(); // accepted for a wait that was cancelled: the next wait takes it
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -35,20 +35,18 @@ internal sealed class SharedListener : ClusterListener
         // wait for the next one, deaf to DisposeAsync. (The flag is the socket's, so every worker sees it: all of them
         // accept this way, as .NET's own accept would have set it too.)
         socket.Blocking = false;
-        _epoll = new SafeFdHandle(Libc.EpollCreate1(Libc.EPOLL_CLOEXEC));
-        _wake = new SafeFdHandle(Libc.EventFd(0, Libc.EFD_CLOEXEC));
+        _epoll = new Epoll();
         try
         {
-            if (_epoll.IsInvalid) throw Fd.LastError("epoll_create1");
-            if (_wake.IsInvalid) throw Fd.LastError("eventfd");
+            _wake = new EventFd();
             // Before Linux 4.5 there is no EPOLLEXCLUSIVE: every worker wakes, as with .NET's accept.
-            if (!Watch(FdOf(socket), Libc.EPOLLIN | Libc.EPOLLEXCLUSIVE)) Watch(FdOf(socket), Libc.EPOLLIN);
-            Watch(_wake.Fd, Libc.EPOLLIN);
+            if (!_epoll.TryWatch(socket.SafeHandle, exclusive: true)) _epoll.TryWatch(socket.SafeHandle, exclusive: false);
+            _epoll.TryWatch(_wake.Handle, exclusive: false);
         }
         catch
         {
             _epoll.Dispose();
-            _wake.Dispose();
+            _wake?.Dispose();
             socket.Dispose(); // it was ours
             throw;
         }
@@ -87,7 +85,7 @@ internal sealed class SharedListener : ClusterListener
             _closed = true;
             Monitor.Pulse(_gate);
         }
-        Libc.EventFdWrite(_wake.Fd, 1);
+        _wake.Signal();
         // The accept thread closes the socket as it leaves: until then its epoll set may still report the shared
         // socket under this fd's number. Called from that thread (the app's accept loop runs there), it leaves next.
         if (Thread.CurrentThread != _thread) await _stopped.Task.ConfigureAwait(false);
@@ -106,26 +104,14 @@ internal sealed class SharedListener : ClusterListener
 
     private static int FdOf(Socket socket) => (int)socket.SafeHandle.DangerousGetHandle();
 
-    // Which fd woke the loop does not matter: it checks for its close first, then tries an accept.
-    private unsafe bool Watch(int fd, uint events)
-    {
-        byte* ev = stackalloc byte[KernelLayout.EpollEventSize];
-        new Span<byte>(ev, KernelLayout.EpollEventSize).Clear();
-        *(uint*)ev = events;
-        if (Libc.EpollCtl(_epoll.Fd, Libc.EPOLL_CTL_ADD, fd, ev) == 0) return true;
-        if (Marshal.GetLastPInvokeError() == Libc.EINVAL && (events & Libc.EPOLLEXCLUSIVE) != 0) return false;
-        throw Fd.LastError("epoll_ctl");
-    }
-
     private unsafe void AcceptLoop()
     {
         try
         {
-            byte* events = stackalloc byte[2 * KernelLayout.EpollEventSize];
             var backoff = new AcceptBackoff();
             while (WaitForWaiter())
             {
-                if (Libc.EpollWait(_epoll.Fd, events, 2, -1) < 0 && Marshal.GetLastPInvokeError() != Libc.EINTR) return;
+                if (!_epoll.Wait()) return; // which fd woke it does not matter: it checks for its close first, then tries an accept
                 if (Volatile.Read(ref _closed)) return;
                 int fd = Libc.Accept4(FdOf(_socket), null, null, Libc.SOCK_CLOEXEC | Libc.SOCK_NONBLOCK);
                 if (fd >= 0)

@@ -1,15 +1,12 @@
 using System.Net;
 using System.Net.Sockets;
+using Herd.Native;
 
 namespace Herd.Net;
 
 /// <summary>Creates bound sockets the same way wherever Herd binds: in the primary, standalone, or in an exclusive worker.</summary>
 internal static class Binder
 {
-    private const int SolSocket = 1;
-    private const int SoReuseAddr = 2;
-    private const int SoReusePort = 15;
-
     /// <summary>A bound stream socket (TCP or Unix), not yet listening.</summary>
     public static Socket BindStream(EndPoint endPoint, bool reusePort) =>
         Bind(endPoint, SocketType.Stream, endPoint is UnixDomainSocketEndPoint ? ProtocolType.Unspecified : ProtocolType.Tcp, reusePort);
@@ -42,8 +39,8 @@ internal static class Binder
             {
                 if (ip.Address.Equals(IPAddress.IPv6Any)) socket.DualMode = true;
                 // Raw options: managed ReuseAddress would also set SO_REUSEPORT and let any process of this uid join the port.
-                if (type == SocketType.Stream) socket.SetRawSocketOption(SolSocket, SoReuseAddr, BitConverter.GetBytes(1));
-                if (reusePort) socket.SetRawSocketOption(SolSocket, SoReusePort, BitConverter.GetBytes(1));
+                if (type == SocketType.Stream) socket.SetReuseAddress();
+                if (reusePort) socket.SetReusePort();
             }
             socket.Bind(endPoint);
             return socket;

@@ -592,20 +592,8 @@ public sealed partial class Supervisor : IAsyncDisposable
         if (!_requestLimits.TryGetValue(worker, out long limit))
             _requestLimits[worker] = limit = _options.MaxRequests + Random.Shared.NextInt64(_options.MaxRequestsJitter + 1);
         if (_options.MaxRequests > 0 && served >= limit) return $"it served {served} requests (limit {limit})";
-        if (_options.MaxMemory > 0 && ResidentBytes(worker.Process.Id) is var rss && rss > _options.MaxMemory) return $"it uses {rss / 1048576} MB (limit {_options.MaxMemory / 1048576} MB)";
+        if (_options.MaxMemory > 0 && Native.ProcessStats.ResidentBytes(worker.Process.Id) is var rss && rss > _options.MaxMemory) return $"it uses {rss / 1048576} MB (limit {_options.MaxMemory / 1048576} MB)";
         return null;
-    }
-
-    private static long ResidentBytes(int pid)
-    {
-        try
-        {
-            return long.Parse(File.ReadAllText($"/proc/{pid}/statm").Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture) * Environment.SystemPageSize;
-        }
-        catch (IOException)
-        {
-            return 0;
-        }
     }
 
     private static string Name(Worker worker) => $"worker {worker.Id} (pid {worker.Process.Id})";
