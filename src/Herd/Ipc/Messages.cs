@@ -71,7 +71,6 @@ internal sealed class InternalMessage
     public string? Address { get; set; }
     public int Port { get; set; }
     public string? AddressType { get; set; }
-    public int? Fd { get; set; }
     public int Index { get; set; }
     public int Backlog { get; set; }
     public bool ReusePort { get; set; } // queryServer: a socket of the worker's slot, not the policy's handle

@@ -29,7 +29,6 @@ internal static unsafe partial class Libc
     public const int EBADF = 9;
     public const int ECHILD = 10;
     public const int EAGAIN = 11;
-    public const int EPIPE = 32;
     public const int ECONNRESET = 104;
 
     [StructLayout(LayoutKind.Sequential)]

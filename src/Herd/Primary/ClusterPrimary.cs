@@ -476,7 +476,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
             return;
         }
         var address = new AddressKey(query.Address!, query.Port, query.AddressType!);
-        var key = $"{address}{query.Fd}:{query.Index}" + (query.ReusePort ? ":reuseport" : "");
+        var key = $"{address}:{query.Index}" + (query.ReusePort ? ":reuseport" : "");
         reply.Key = key;
         lock (_gate)
         {
