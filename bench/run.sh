@@ -22,7 +22,7 @@ sticky=0
 if [[ "${1:-}" == "--sticky" ]]; then
   rounds=1 seconds=5 warm=5 sticky=1
 fi
-port=18300
+port=${BENCH_PORT:-18300}
 results=$(mktemp -d)
 trap 'stop_server; rm -rf "$results"' EXIT
 

@@ -28,6 +28,11 @@ public static class HerdWebHostBuilderExtensions
     /// connection, open WebSockets are closed with 1001 (going away), and Kestrel stops once no connection is left, or
     /// shortly before the primary's kill timeout; only connections idle all that time are closed under their clients.
     /// </para>
+    /// <para>
+    /// SignalR hubs send to the clients of every worker (Herd's backplane), when SignalR is registered after this call;
+    /// <c>services.AddSignalR().AddHerd()</c> says so in any order. Under <see cref="Herd.SchedulingPolicy.Sticky"/> the
+    /// worker tells the primary each SignalR connection token it issues, so that the client's next connections come back.
+    /// </para>
     /// </remarks>
     /// <param name="builder">The app's web host.</param>
     /// <param name="options">How the endpoints listen (exclusive, reuse-port); by default shared through the primary, with Kestrel's backlog.</param>

@@ -4,7 +4,9 @@ using Herd.SignalRApp;
 
 var builder = WebApplication.CreateBuilder(args);
 builder.Services.AddSignalR();
+builder.Services.AddResponseCompression(); // negotiate responses come gzipped to a client that asks
 var app = builder.Build();
+app.UseResponseCompression();
 app.MapGet("/pid", () => Environment.ProcessId.ToString(CultureInfo.InvariantCulture));
 app.MapHub<TestHub>("/hub");
 app.Run();

@@ -17,13 +17,20 @@ internal static class SignalRClients
     /// Over https it trusts <paramref name="certificate"/> only, and connects from 127.0.0.<paramref name="source"/>, so that
     /// clients differ by source address, the only thing a primary can route TLS by.
     /// </summary>
-    public static HubConnection Create(Uri hub, HttpTransportType? transport, X509Certificate2? certificate = null, int source = 1, bool reconnect = false)
+    public static HubConnection Create(Uri hub, HttpTransportType? transport, X509Certificate2? certificate = null, int source = 1, bool reconnect = false, bool gzip = false)
     {
         var builder = new HubConnectionBuilder();
         if (reconnect) builder.WithAutomaticReconnect([TimeSpan.Zero, TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2)]);
         if (certificate is null)
         {
-            builder.WithUrl(hub, transport ?? HttpTransports.All);
+            builder.WithUrl(hub, transport ?? HttpTransports.All, options =>
+            {
+                if (gzip) options.HttpMessageHandlerFactory = handler =>
+                {
+                    ((HttpClientHandler)handler).AutomaticDecompression = DecompressionMethods.GZip; // asks for gzip, as browsers do
+                    return handler;
+                };
+            });
         }
         else
         {

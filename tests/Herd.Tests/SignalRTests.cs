@@ -73,6 +73,16 @@ public sealed class SignalRTests
     }
 
     [Fact]
+    public async Task Negotiate_responses_the_app_compresses_still_route_the_clients_back()
+    {
+        await using var cluster = await SignalRCluster.StartAsync(TestCluster.SignalRAppDll, https: false, "sticky");
+        await using var clients = await cluster.ConnectAsync(Clients, HttpTransportType.WebSockets, gzip: true);
+        Assert.Equal(2, clients.Pids.Distinct().Count());
+        await clients[0].Connection.InvokeAsync("Broadcast", "compressed");
+        await clients.AllReceiveAsync("compressed");
+    }
+
+    [Fact]
     public async Task A_client_whose_worker_dies_reconnects_to_another_and_hears_broadcasts_again()
     {
         await using var cluster = await SignalRCluster.StartAsync(TestCluster.SignalRAppDll, https: false, "sticky");
@@ -125,9 +135,9 @@ public sealed class SignalRTests
         }
 
         /// <summary>Starts <paramref name="count"/> clients at once and asks each which worker holds it.</summary>
-        public async Task<ClientSet> ConnectAsync(int count, HttpTransportType? transport, bool reconnect = false)
+        public async Task<ClientSet> ConnectAsync(int count, HttpTransportType? transport, bool reconnect = false, bool gzip = false)
         {
-            var clients = new ClientSet([.. Enumerable.Range(0, count).Select(i => new Client(SignalRClients.Create(Hub, transport, Certificate, source: i + 2, reconnect)))]);
+            var clients = new ClientSet([.. Enumerable.Range(0, count).Select(i => new Client(SignalRClients.Create(Hub, transport, Certificate, source: i + 2, reconnect, gzip)))]);
             using var deadline = new CancellationTokenSource(TestCluster.Timeout);
             await Task.WhenAll(clients.Select(c => c.Connection.StartAsync(deadline.Token)));
             foreach (var client in clients) client.Pid = await client.Connection.InvokeAsync<int>("Pid", deadline.Token);

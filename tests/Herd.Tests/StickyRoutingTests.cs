@@ -34,6 +34,36 @@ public sealed class StickyRoutingTests
     }
 
     [Fact]
+    public async Task The_token_map_forgets_its_oldest_past_its_capacity_and_a_leaving_workers_all()
+    {
+        await using var primary = new ClusterPrimary();
+        using var process = new WorkerProcess(Environment.ProcessId, Native.Pidfd.Open(Environment.ProcessId), null, null); // stand-ins: only identity matters
+        var (end1, other1) = Native.Fd.SeqPacketPair();
+        var (end2, other2) = Native.Fd.SeqPacketPair();
+        using var channel1 = new Ipc.Channel(end1);
+        using var channel2 = new Ipc.Channel(end2);
+        using (other1)
+        using (other2)
+        {
+            var one = new Worker(primary, 1, 0, process, channel1);
+            var two = new Worker(primary, 2, 1, process, channel2);
+            var tokens = new StickyRouter(capacity: 3);
+            Assert.True(tokens.Add("a", one));
+            Assert.True(tokens.Add("b", two));
+            Assert.True(tokens.Add("c", one));
+            Assert.True(tokens.Add("d", two));
+            Assert.False(tokens.Add(new string('x', StickyRouter.MaxTokenLength + 1), one));
+            Assert.Null(tokens.Find("a"));
+            Assert.Equal(two, tokens.Find("b"));
+
+            tokens.Forget(two);
+            Assert.Equal(1, tokens.Count);
+            Assert.Equal(one, tokens.Find("c"));
+            Assert.Null(tokens.Find("d"));
+        }
+    }
+
+    [Fact]
     public async Task Clients_that_send_nothing_hold_up_nobody_and_are_served_when_they_speak()
     {
         await using var herd = await CliTests.HerdRun.StartAsync(workers: 2, """{ "policy": "sticky" }""");

@@ -1,3 +1,4 @@
+using System.IO.Compression;
 using System.Text.Json;
 using Herd.Child;
 using Microsoft.AspNetCore.Builder;
@@ -42,7 +43,7 @@ internal sealed class NegotiateRouting : IStartupFilter
         {
             context.Response.Body = original;
         }
-        if (context.Response.StatusCode == StatusCodes.Status200OK && TokenOf(buffer) is { } token)
+        if (context.Response.StatusCode == StatusCodes.Status200OK && TokenOf(buffer, context.Response.Headers.ContentEncoding.ToString()) is { } token)
         {
             try
             {
@@ -57,19 +58,29 @@ internal sealed class NegotiateRouting : IStartupFilter
         await buffer.CopyToAsync(original, context.RequestAborted).ConfigureAwait(false);
     }
 
-    // negotiateVersion 1 names the token the client sends as id; version 0 sends the connection id itself.
-    private static string? TokenOf(MemoryStream buffer)
+    // negotiateVersion 1 names the token the client sends as id; version 0 sends the connection id itself. The app's
+    // response compression, if any, came inside this middleware.
+    private static string? TokenOf(MemoryStream buffer, string encoding)
     {
         if (buffer.Length is 0 or > MaxNegotiateResponse) return null;
         try
         {
-            using var json = JsonDocument.Parse(buffer.GetBuffer().AsMemory(0, (int)buffer.Length));
+            using var body = new MemoryStream(buffer.GetBuffer(), 0, (int)buffer.Length, writable: false);
+            using Stream plain = encoding switch
+            {
+                "" => body,
+                "gzip" => new GZipStream(body, CompressionMode.Decompress, leaveOpen: true),
+                "br" => new BrotliStream(body, CompressionMode.Decompress, leaveOpen: true),
+                "deflate" => new ZLibStream(body, CompressionMode.Decompress, leaveOpen: true),
+                _ => Stream.Null,
+            };
+            using var json = JsonDocument.Parse(plain);
             if (json.RootElement.ValueKind != JsonValueKind.Object) return null;
             return json.RootElement.TryGetProperty("connectionToken", out var token) && token.ValueKind == JsonValueKind.String ? token.GetString()
                 : json.RootElement.TryGetProperty("connectionId", out var id) && id.ValueKind == JsonValueKind.String ? id.GetString()
                 : null;
         }
-        catch (JsonException)
+        catch (Exception ex) when (ex is JsonException or InvalidDataException)
         {
             return null;
         }

@@ -22,9 +22,9 @@ internal enum Peeked
 }
 
 /// <summary>
-/// Reads each new connection's request line with MSG_PEEK, leaving every byte for the worker, on a thread of its own:
-/// the accept thread only hands connections over, and a client that sends nothing delays nobody but itself, for
-/// <see cref="Wait"/> at most. One poll(2) watches every connection being peeked; a partial line is looked at again
+/// Reads each new connection's request line with MSG_PEEK, leaving every byte for the worker. The accept thread peeks
+/// once without waiting (<see cref="Examine"/>); a connection whose line is not there yet is handed to this class's
+/// thread, so a client that sends nothing delays nobody but itself, for <see cref="Wait"/> at most. One poll(2) watches every connection being peeked; a partial line is looked at again
 /// a few milliseconds later (poll would report it readable at once, the bytes being still there).
 /// </summary>
 internal sealed class HttpPeek : IDisposable
@@ -139,8 +139,8 @@ internal sealed class HttpPeek : IDisposable
         lock (_gate) _wake.Dispose();
     }
 
-    // Null while the request line is still coming.
-    private static unsafe (Peeked? Found, string? Token) Examine(SafeFdHandle connection, byte[] buffer)
+    /// <summary>Peeks without waiting; Found is null while the request line is still coming.</summary>
+    internal static unsafe (Peeked? Found, string? Token) Examine(SafeFdHandle connection, byte[] buffer)
     {
         nint read;
         fixed (byte* pointer = buffer) read = Libc.Recv(connection.Fd, pointer, (nuint)buffer.Length, Libc.MSG_PEEK | Libc.MSG_DONTWAIT);

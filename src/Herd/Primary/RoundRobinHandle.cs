@@ -220,6 +220,7 @@ internal sealed class RoundRobinHandle : ServerHandle
         int listener = (int)_listener!.SafeHandle.DangerousGetHandle();
         var backoff = new AcceptBackoff();
         byte* address = stackalloc byte[Libc.SockaddrStorageSize];
+        var firstBytes = _peek is null ? null : new byte[HttpPeek.Limit];
         try
         {
             while (!Volatile.Read(ref _closed) && !Volatile.Read(ref _acceptStopped))
@@ -233,6 +234,9 @@ internal sealed class RoundRobinHandle : ServerHandle
                     backoff.Succeeded();
                     var connection = new SafeFdHandle(fd);
                     ulong? source = _byAddress ? SourceOf(address, length) : null;
+                    // A request line that is there already (the common case) is read now, without blocking; only the rest
+                    // waits for the peek thread.
+                    var (found, token) = firstBytes is null ? (Peeked.Http, null) : HttpPeek.Examine(connection, firstBytes);
                     _counters.Accepted();
                     lock (_gate)
                     {
@@ -243,15 +247,11 @@ internal sealed class RoundRobinHandle : ServerHandle
                             _counters.Refused();
                             return;
                         }
-                        if (_peek is not null) _peeking++;
-                        else
-                        {
-                            _pending.Enqueue(new Pending(connection, null, source));
-                            Pump();
-                        }
+                        if (found is { } now) Enqueue(connection, source, now, token);
+                        else _peeking++;
                         if (Waiting >= MaxQueued) Volatile.Write(ref _full, true);
                     }
-                    _peek?.Add(connection, source);
+                    if (found is null) _peek!.Add(connection, source);
                     continue;
                 }
                 if (errno == Libc.EAGAIN) WaitReadable(listener);
@@ -301,12 +301,9 @@ internal sealed class RoundRobinHandle : ServerHandle
         lock (_room) Monitor.PulseAll(_room);
     }
 
-    // On the peek thread: the connection's request line says where it goes. Plain HTTP with a token goes to the token's
-    // worker, plain HTTP without one (or with one no worker here issued) is a new client for round robin, and the rest
-    // goes by its source address.
+    // On the peek thread.
     private void OnPeeked(SafeFdHandle connection, ulong? source, Peeked found, string? token)
     {
-        var owner = found == Peeked.Token ? _tokens!.Find(token!) : null;
         lock (_gate)
         {
             _peeking--;
@@ -316,9 +313,18 @@ internal sealed class RoundRobinHandle : ServerHandle
                 _counters.Refused();
                 return;
             }
-            _pending.Enqueue(new Pending(connection, owner, found is Peeked.Other or Peeked.Silent ? source : null));
-            Pump();
+            Enqueue(connection, source, found, token);
         }
+    }
+
+    // Under _gate: what the connection's request line says decides where it goes. Plain HTTP with a token goes to the
+    // token's worker; plain HTTP without one (or with one no worker here issued) is a new client for round robin; the
+    // rest goes by its source address, as everything does under StickyAddress (no peek).
+    private void Enqueue(SafeFdHandle connection, ulong? source, Peeked found, string? token)
+    {
+        var owner = found == Peeked.Token ? _tokens!.Find(token!) : null;
+        _pending.Enqueue(new Pending(connection, owner, _peek is null || found is Peeked.Other or Peeked.Silent ? source : null));
+        Pump();
     }
 
     // Under _gate: hand queued connections to workers with room: to the worker they belong to, else in turn or to the
