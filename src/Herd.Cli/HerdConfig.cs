@@ -33,6 +33,9 @@ internal sealed record HerdConfig
     public int? DrainDelay { get; init; }
     public int? HeartbeatTimeout { get; init; }
 
+    /// <summary>--socket: addresses herd binds and passes to every worker from fd 3 (any language's server).</summary>
+    public string[]? Sockets { get; init; }
+
     public static HerdConfig Load(string path)
     {
         if (Directory.Exists(path)) throw new ConfigException($"{path} is a folder, not a herd.json file.");

@@ -158,16 +158,39 @@ public sealed class ClusterPrimary : IAsyncDisposable
             lock (_gate) ReleaseSlot(held);
             throw;
         }
-        var worker = new Worker(this, id, held, process, new Ipc.Channel(mine));
+        var worker = new Worker(this, id, held, process, new Ipc.Channel(mine)) { Channelless = _settings.PassedSockets is not null };
         lock (_gate)
         {
             _workers[id] = worker;
             _forked.Add(worker);
         }
         _events.Post(() => Forked?.Invoke(worker));
-        worker.Channel.Start(worker);
+        if (worker.Channelless)
+        {
+            worker.Channel.Dispose(); // its peer was never passed on
+            _ = ReadyOnceRunningAsync(worker, _settings.PassedReadyAfter ?? TimeSpan.Zero);
+        }
+        else
+        {
+            worker.Channel.Start(worker);
+        }
         _ = WatchExitAsync(worker);
         return worker;
+    }
+
+    // A worker with no channel cannot say it is ready, and a connect to the socket it shares could reach any worker:
+    // it is ready once it has run this long, as a worker that lives through MinUptime counts as started.
+    private async Task ReadyOnceRunningAsync(Worker worker, TimeSpan after)
+    {
+        if (await Task.WhenAny(worker.Process.Exited, Task.Delay(after)).ConfigureAwait(false) == worker.Process.Exited) return;
+        worker.LastHeartbeat = System.Diagnostics.Stopwatch.GetTimestamp();
+        _events.Post(() =>
+        {
+            worker.State = WorkerState.Online;
+            worker.RaiseOnline();
+            Online?.Invoke(worker);
+        });
+        worker.SetReady();
     }
 
     /// <summary>Disconnects every worker gracefully (Node's <c>cluster.disconnect()</c>); completes when all have exited.</summary>
@@ -216,7 +239,8 @@ public sealed class ClusterPrimary : IAsyncDisposable
         {
             if (worker.ExitedAfterDisconnect == true) return;
             worker.ExitedAfterDisconnect = true;
-            worker.Channel.SendInternal(new InternalMessage { Act = Acts.Disconnect });
+            if (worker.Channelless) worker.Process.Signal(UnixSignal.SIGTERM); // what servers of every language take as "finish and leave"
+            else worker.Channel.SendInternal(new InternalMessage { Act = Acts.Disconnect });
             RemoveHandlesFor(worker, gone: false);
             _workers.Remove(worker.Id);
         }
@@ -229,7 +253,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
         // before 'exit' as in Node. A grandchild holding a stray copy of that end must not delay 'exit' for long.
         try
         {
-            await worker.Channel.Ended.WaitAsync(ChannelGrace).ConfigureAwait(false);
+            if (!worker.Channelless) await worker.Channel.Ended.WaitAsync(ChannelGrace).ConfigureAwait(false);
         }
         catch (TimeoutException)
         {
