@@ -4,6 +4,29 @@ using System.Globalization;
 
 var builder = WebApplication.CreateBuilder(args);
 builder.WebHost.UseHerd();
+// A one-worker job when a test asks for one: it appends "pid ticks" lines to the file named.
+if (Environment.GetEnvironmentVariable(TickingJob.FileVariable) is not null) builder.Services.AddHostedServiceInOneWorker<TickingJob>();
 var app = builder.Build();
 app.MapGet("/pid", () => Environment.ProcessId.ToString(CultureInfo.InvariantCulture));
 app.Run();
+
+/// <summary>Writes a line with this process's id and the time to <see cref="FileVariable"/>'s file every 50 ms while it runs.</summary>
+internal sealed class TickingJob : BackgroundService
+{
+    public const string FileVariable = "HERD_TEST_JOB_FILE";
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var path = Environment.GetEnvironmentVariable(FileVariable)!;
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(50));
+        try
+        {
+            do await File.AppendAllTextAsync(path, string.Create(CultureInfo.InvariantCulture, $"{Environment.ProcessId} {DateTime.UtcNow.Ticks}\n"), CancellationToken.None);
+            while (await timer.WaitForNextTickAsync(stoppingToken));
+        }
+        catch (OperationCanceledException)
+        {
+            // no longer the leader, or the app stops
+        }
+    }
+}

@@ -43,6 +43,9 @@ internal static class Acts
 
     /// <summary>Herd's own act, primary to worker: let SIGTERM or SIGINT (<c>signal</c>) end you, as <see cref="Worker.Kill"/> asked.</summary>
     public const string Kill = "kill";
+
+    /// <summary>Herd's own act, primary to worker: you are (<c>leader</c> true) or are no longer the one worker that runs one-worker jobs.</summary>
+    public const string Leader = "leader";
 }
 
 /// <summary>
@@ -79,6 +82,9 @@ internal sealed class InternalMessage
 
     // signal, kill: the signal's number
     public int Signal { get; set; }
+
+    // leader
+    public bool Leader { get; set; }
 }
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,

@@ -32,6 +32,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
     private readonly ConcurrentDictionary<int, RoundRobinHandle> _roundRobin = new();
     private readonly InheritedSockets _inherited = new();
     private readonly ConnectionCounters _connections = new();
+    private readonly Leadership _leadership = new();
     private ClusterSettings _settings;
     private SchedulingPolicy _policy = PolicyFromEnvironment();
     private bool _policyFrozen;
@@ -244,7 +245,14 @@ public sealed class ClusterPrimary : IAsyncDisposable
             RemoveHandlesFor(worker, gone: false);
             _workers.Remove(worker.Id);
         }
+        Reelect();
     }
+
+    // Not under _gate: the election reads the candidates under it, in its own lock.
+    private void Reelect() => _leadership.Elect(() =>
+    {
+        lock (_gate) return [.. _forked.Where(Leadership.CanLead)];
+    });
 
     private async Task WatchExitAsync(Worker worker)
     {
@@ -265,6 +273,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
             _forked.Remove(worker);
             ReleaseSlot(worker.Slot); // before 'exit' is raised, so that a handler's Fork() takes this slot again
         }
+        Reelect();
         _events.Post(() =>
         {
             worker.ExitedAfterDisconnect ??= false;
@@ -288,6 +297,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
             worker.Kill(UnixSignal.SIGKILL);
         }
         lock (_gate) RemoveHandlesFor(worker, gone: true);
+        Reelect();
         _events.Post(() =>
         {
             worker.ExitedAfterDisconnect ??= false;
@@ -396,12 +406,14 @@ public sealed class ClusterPrimary : IAsyncDisposable
             case Acts.ExitedAfterDisconnect:
                 worker.ExitedAfterDisconnect = true;
                 worker.Channel.SendInternal(new InternalMessage { Ack = message.Seq });
+                Reelect();
                 break;
             case Acts.Ready:
                 worker.LastHeartbeat = System.Diagnostics.Stopwatch.GetTimestamp();
                 worker.SetReady();
                 // Round robin skipped it until now; a server its slot's replacement did not come back to closes.
                 lock (_gate) UpdateHandles(handle => handle.WorkerReady(worker));
+                Reelect();
                 break;
             case Acts.Signal:
                 OnSignal(worker, (UnixSignal)message.Signal);
