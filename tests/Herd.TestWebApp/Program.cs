@@ -4,6 +4,9 @@ using System.Globalization;
 
 var builder = WebApplication.CreateBuilder(args);
 builder.WebHost.UseHerd();
+// An endpoint set in code, when a test asks for one.
+if (int.TryParse(Environment.GetEnvironmentVariable("HERD_TEST_LISTEN_ANY_IP"), CultureInfo.InvariantCulture, out int anyIpPort))
+    builder.WebHost.ConfigureKestrel(kestrel => kestrel.ListenAnyIP(anyIpPort));
 // A one-worker job when a test asks for one: it appends "pid ticks" lines to the file named.
 if (Environment.GetEnvironmentVariable(TickingJob.FileVariable) is not null) builder.Services.AddHostedServiceInOneWorker<TickingJob>();
 var app = builder.Build();
