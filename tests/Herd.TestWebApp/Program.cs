@@ -1,6 +1,7 @@
 // A web app written for Herd: it calls UseHerd() itself, with the full WebApplication builder (whose hosting startups
 // run), so that under herd run the startup hook's UseHerd() comes on top of its own.
 using System.Globalization;
+using Microsoft.AspNetCore.DataProtection;
 
 var builder = WebApplication.CreateBuilder(args);
 builder.WebHost.UseHerd();
@@ -9,8 +10,31 @@ if (int.TryParse(Environment.GetEnvironmentVariable("HERD_TEST_LISTEN_ANY_IP"), 
     builder.WebHost.ConfigureKestrel(kestrel => kestrel.ListenAnyIP(anyIpPort));
 // A one-worker job when a test asks for one: it appends "pid ticks" lines to the file named.
 if (Environment.GetEnvironmentVariable(TickingJob.FileVariable) is not null) builder.Services.AddHostedServiceInOneWorker<TickingJob>();
+// Data Protection keys in a folder the workers share, or in each worker's memory, when a test asks.
+switch (Environment.GetEnvironmentVariable("HERD_TEST_KEYS"))
+{
+    case "ephemeral":
+        builder.Services.AddDataProtection().UseEphemeralDataProtectionProvider();
+        break;
+    case { Length: > 0 } folder:
+        builder.Services.AddDataProtection().PersistKeysToFileSystem(new DirectoryInfo(folder)).SetApplicationName("herd-test");
+        break;
+}
 var app = builder.Build();
 app.MapGet("/pid", () => Environment.ProcessId.ToString(CultureInfo.InvariantCulture));
+// "pid payload", and back: what a cookie or an antiforgery token does with the keys.
+app.MapGet("/protect", (IDataProtectionProvider keys) => $"{Environment.ProcessId} {keys.CreateProtector("test").Protect("secret")}");
+app.MapGet("/unprotect", (IDataProtectionProvider keys, string payload) =>
+{
+    try
+    {
+        return Results.Text($"{Environment.ProcessId} {keys.CreateProtector("test").Unprotect(payload)}");
+    }
+    catch (System.Security.Cryptography.CryptographicException)
+    {
+        return Results.Text($"{Environment.ProcessId} unreadable", statusCode: 400);
+    }
+});
 app.Run();
 
 /// <summary>Writes a line with this process's id and the time to <see cref="FileVariable"/>'s file every 50 ms while it runs.</summary>
