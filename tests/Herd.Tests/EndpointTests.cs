@@ -64,6 +64,20 @@ public sealed class EndpointTests
         Assert.Equal(workers, await PidsAsync(() => new SocketsHttpHandler(), new Uri($"http://127.0.0.1:{inCode}/pid"), HttpVersion.Version11));
     }
 
+    [Fact]
+    public async Task Port_0_is_one_port_the_primary_picks_and_both_workers_serve()
+    {
+        await using var herd = await CliTests.HerdRun.StartAsync(2, null, _ => ["dotnet", TestCluster.PlainWebAppDll, "--urls", "http://127.0.0.1:0"]);
+        var workers = (await herd.LsAsync()).ToHashSet();
+        var (code, logs) = await CliTests.HerdRun.CliAsync("logs", "--name", herd.Name);
+        Assert.Equal(0, code);
+        var ports = System.Text.RegularExpressions.Regex.Matches(logs, @"Now listening on: http://127\.0\.0\.1:(\d+)").Select(m => int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture)).ToList();
+        Assert.Equal(2, ports.Count); // each worker says where it listens: the same port, not 0
+        int port = Assert.Single(ports.Distinct());
+        Assert.NotEqual(0, port);
+        Assert.Equal(workers, await PidsAsync(() => new SocketsHttpHandler(), new Uri($"http://127.0.0.1:{port}/pid"), HttpVersion.Version11));
+    }
+
     // Asks on new connections until every worker has answered (round robin may start anywhere), within the timeout.
     private static async Task<HashSet<int>> PidsAsync(Func<SocketsHttpHandler> handler, Uri uri, Version version)
     {
