@@ -10,14 +10,15 @@ if (int.TryParse(Environment.GetEnvironmentVariable("HERD_TEST_LISTEN_ANY_IP"), 
     builder.WebHost.ConfigureKestrel(kestrel => kestrel.ListenAnyIP(anyIpPort));
 // A one-worker job when a test asks for one: it appends "pid ticks" lines to the file named.
 if (Environment.GetEnvironmentVariable(TickingJob.FileVariable) is not null) builder.Services.AddHostedServiceInOneWorker<TickingJob>();
-// Data Protection keys in a folder the workers share, or in each worker's memory, when a test asks.
+// Data Protection keys in a folder the workers share, or in each worker's memory, when a test asks; else the defaults.
+var dataProtection = builder.Services.AddDataProtection();
 switch (Environment.GetEnvironmentVariable("HERD_TEST_KEYS"))
 {
     case "ephemeral":
-        builder.Services.AddDataProtection().UseEphemeralDataProtectionProvider();
+        dataProtection.UseEphemeralDataProtectionProvider();
         break;
     case { Length: > 0 } folder:
-        builder.Services.AddDataProtection().PersistKeysToFileSystem(new DirectoryInfo(folder)).SetApplicationName("herd-test");
+        dataProtection.PersistKeysToFileSystem(new DirectoryInfo(folder)).SetApplicationName("herd-test");
         break;
 }
 var app = builder.Build();

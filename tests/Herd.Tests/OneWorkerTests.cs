@@ -21,10 +21,9 @@ public sealed class OneWorkerTests
             await using var herd = await CliTests.HerdRun.StartAsync(2, null,
                 port => ["dotnet", TestCluster.TestWebAppDll, "--urls", $"http://127.0.0.1:{port}"], ("HERD_TEST_JOB_FILE", file));
 
-            // One worker runs it, the lowest slot's.
+            // One worker runs it: the first ready (the lowest slot among those ready when the leader is chosen).
             int first = await NextWriterAsync(file, except: 0);
-            var rows = await herd.LsRowsAsync();
-            Assert.Equal(0, rows.Single(r => r.GetProperty("pid").GetInt32() == first).GetProperty("slot").GetInt32());
+            Assert.Contains(first, await herd.LsAsync());
             await WhileWritingAsync(file, TimeSpan.FromSeconds(1));
             Assert.Equal([first], Writers(file, since: TimeSpan.FromSeconds(1)));
 
@@ -35,7 +34,7 @@ public sealed class OneWorkerTests
             var moved = clock.Elapsed;
             Assert.NotEqual(first, second);
 
-            // Restarted gracefully (the new leader is the replaced slot 0's worker), it moves once, overlapping at most a handoff.
+            // Restarted gracefully, it moves once to another worker, the two overlapping at most a handoff.
             await herd.WaitForWorkersAsync(2);
             var leaderId = (await herd.LsRowsAsync()).Single(r => r.GetProperty("pid").GetInt32() == second).GetProperty("id").GetInt32();
             Assert.Equal(0, (await CliTests.HerdRun.CliAsync("restart", leaderId.ToString(CultureInfo.InvariantCulture), "--name", herd.Name)).Code);
