@@ -35,6 +35,8 @@ internal sealed record HerdConfig
 
     /// <summary>The scheduling policy (rr, none, leastbusy, sticky, stickyaddress), as <c>--policy</c> and HERD_SCHED_POLICY.</summary>
     public string? Policy { get; init; }
+    /// <summary>--socket: addresses herd binds and passes to every worker from fd 3 (any language's server).</summary>
+    public string[]? Sockets { get; init; }
 
     public static HerdConfig Load(string path)
     {

@@ -12,7 +12,12 @@ var name = new Option<string>("--name")
 var instances = new Option<string>("--instances", "-i") { Description = "Workers to run: a number, or max for one per CPU (the container's quota counts). Default: max." };
 var config = new Option<string>("--config") { Description = "A herd.json file; the command line overrides it." };
 var command = new Argument<string[]>("command") { Description = "The server to run, after --: dotnet MyApp.dll [args]", Arity = ArgumentArity.ZeroOrMore };
-var run = new Command("run", "Run a server clustered, in the foreground.") { instances, name, config, command };
+var socket = new Option<string[]>("--socket")
+{
+    Description = "Bind tcp://HOST:PORT or unix:/PATH in herd and pass it to each worker as fd 3 (the next one as fd 4...) with LISTEN_FDS and LISTEN_PID, "
+        + "for any socket-activation-aware server: node (listen({fd: 3})), gunicorn --bind fd://3, uvicorn --fd 3. Such workers are ready once they have run minUptime, and leave on SIGTERM.",
+};
+var run = new Command("run", "Run a server clustered, in the foreground.") { instances, name, config, socket, command };
 var policy = new Option<string>("--policy") { Description = $"How connections are spread over the workers: {Herd.SchedulingPolicyNames.All}. Default: rr, or HERD_SCHED_POLICY." };
 run.Options.Add(policy);
 run.SetAction(async (result, cancellationToken) =>
@@ -25,7 +30,8 @@ run.SetAction(async (result, cancellationToken) =>
         : file.Instances is { } fromFile ? HerdConfig.ParseInstances(fromFile.ToString(), "instances")
         : Environment.ProcessorCount;
     var appName = result.GetValue(name) ?? file.Name ?? ControlSocket.DefaultName(program);
-    return await RunCommand.RunAsync(appName, program, file.ToOptions(workers), file.WaitReady == true, cancellationToken);
+    string[] sockets = result.GetValue(socket) is { Length: > 0 } bound ? bound : file.Sockets ?? [];
+    return await RunCommand.RunAsync(appName, program, file.ToOptions(workers), file.WaitReady == true, sockets, cancellationToken);
 });
 
 var json = new Option<bool>("--json") { Description = "Print a JSON array." };

@@ -32,13 +32,14 @@ internal sealed class RunCommand
         _logs = logs;
     }
 
-    public static async Task<int> RunAsync(string name, string[] command, SupervisorOptions options, bool waitReady, CancellationToken cancellationToken)
+    public static async Task<int> RunAsync(string name, string[] command, SupervisorOptions options, bool waitReady, string[] sockets, CancellationToken cancellationToken)
     {
         if (Init.IsNeeded) return Init.Run();
         var path = ControlSocket.PathFor(name);
         await using var logs = new WorkerLogs(); // the first in, the last out: it writes what everything else printed
+        using var passed = SocketMode.Listen(sockets);
         var hook = Path.Combine(AppContext.BaseDirectory, "Herd.StartupHook.dll");
-        var hooks = Environment.GetEnvironmentVariable(StartupHooks);
+        var hooks = passed is null ? Environment.GetEnvironmentVariable(StartupHooks) : null;
         var primary = new ClusterPrimary(new ClusterSettings
         {
             Exec = command[0],
@@ -46,11 +47,13 @@ internal sealed class RunCommand
             Silent = true, // their output comes through the primary, prefixed, for herd logs
             Environment = new Dictionary<string, string?>
             {
-                [StartupHooks] = string.IsNullOrEmpty(hooks) ? hook : $"{hooks}{Path.PathSeparator}{hook}",
+                [StartupHooks] = passed is not null ? Environment.GetEnvironmentVariable(StartupHooks) : string.IsNullOrEmpty(hooks) ? hook : $"{hooks}{Path.PathSeparator}{hook}",
                 // A leaving worker drains until shortly before it would be killed; a waitReady app says when it is ready.
                 [Herd.Child.ChildCluster.KillTimeoutVariable] = ((long)options.KillTimeout.TotalMilliseconds).ToString(CultureInfo.InvariantCulture),
                 [Herd.Child.ChildCluster.WaitReadyVariable] = waitReady ? "1" : null,
             },
+            PassedSockets = passed?.Sockets,
+            PassedReadyAfter = options.MinUptime,
         });
         await using var supervisor = new Supervisor(primary, options);
         var predecessor = Upgrader.Adopt(); // started by herd upgrade: the old primary's sockets are ours
@@ -143,7 +146,7 @@ internal sealed class RunCommand
     {
         if (_bindFailure is { } bind) return bind;
         var lines = new List<string> { failure.Message };
-        if (!failure.Connected)
+        if (!failure.Connected && _primary.Settings.PassedSockets is null)
             lines.Add("If the app itself did not fail (see its last lines), herd could not cluster it: the startup hook that makes it a herd worker did not load. "
                 + "Run a .NET app as `herd run -- dotnet App.dll` (not `dotnet run`, a script or another runtime), publish it with StartupHookSupport=true "
                 + "(trimmed and AOT builds turn it off), or call UseHerd() in it.");

@@ -27,6 +27,16 @@ public sealed record ClusterSettings
     /// <summary>The group id workers run as.</summary>
     public int? Gid { get; init; }
 
+    /// <summary>
+    /// Listening sockets every worker gets as fds 3, 4, … with LISTEN_FDS and LISTEN_PID (systemd's socket activation,
+    /// einhorn's model): a worker is then any server that can take a listening socket, has no channel to the primary,
+    /// counts as ready once it has run <see cref="PassedReadyAfter"/>, and is asked to leave by SIGTERM.
+    /// </summary>
+    internal IReadOnlyList<System.Net.Sockets.Socket>? PassedSockets { get; init; }
+
+    /// <summary>How long a worker of <see cref="PassedSockets"/> must run before it counts as ready.</summary>
+    internal TimeSpan? PassedReadyAfter { get; init; }
+
     internal ClusterSettings MergedOver(ClusterSettings older) => new()
     {
         Exec = Exec ?? older.Exec,
@@ -36,5 +46,7 @@ public sealed record ClusterSettings
         Silent = Silent ?? older.Silent,
         Uid = Uid ?? older.Uid,
         Gid = Gid ?? older.Gid,
+        PassedSockets = PassedSockets ?? older.PassedSockets,
+        PassedReadyAfter = PassedReadyAfter ?? older.PassedReadyAfter,
     };
 }

@@ -160,4 +160,23 @@ public sealed class CurrentWorker
     }
 
     internal void RaiseDisconnect() => Disconnect?.Invoke();
+
+    /// <summary>
+    /// True while this worker is the one that runs the cluster's one-worker jobs: the primary picks the ready worker in
+    /// the lowest slot, and moves the jobs to another when it leaves (reload, scale-down, death). At most one worker
+    /// is leader at a time, apart from the moment a leaving one takes to stop its jobs.
+    /// </summary>
+    public bool IsLeader => _leader;
+
+    private volatile bool _leader;
+
+    /// <summary><see cref="IsLeader"/> changed. Handlers run one at a time, in order, as <see cref="Message"/>'s do.</summary>
+    public event Action<bool>? LeaderChanged;
+
+    internal void SetLeader(bool leader)
+    {
+        if (_leader == leader) return;
+        _leader = leader;
+        LeaderChanged?.Invoke(leader);
+    }
 }

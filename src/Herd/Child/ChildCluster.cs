@@ -375,6 +375,12 @@ internal sealed class ChildCluster : IChannelHandler
             Fd.Kill(Libc.GetPid(), message.Signal);
             return;
         }
+        if (message.Act == Acts.Leader)
+        {
+            bool leader = message.Leader;
+            _events.Post(() => Worker.SetLeader(leader));
+            return;
+        }
         if (message.Act == Acts.Heartbeat)
         {
             // Answered from the thread pool, not this thread: a worker whose pool is starved or deadlocked stays silent.

@@ -55,6 +55,8 @@ internal static class Acts
     /// connection token (<c>token</c>) are this worker's. Acknowledged, so the worker answers its negotiate only once the primary knows.
     /// </summary>
     public const string Sticky = "sticky";
+    /// <summary>Herd's own act, primary to worker: you are (<c>leader</c> true) or are no longer the one worker that runs one-worker jobs.</summary>
+    public const string Leader = "leader";
 }
 
 /// <summary>
@@ -94,6 +96,8 @@ internal sealed class InternalMessage
     // reply to queryServer: report the SignalR tokens you issue (act sticky); sticky: the token
     public bool Sticky { get; set; }
     public string? Token { get; set; }
+    // leader
+    public bool Leader { get; set; }
 }
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,

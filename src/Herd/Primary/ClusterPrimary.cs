@@ -33,6 +33,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
     private readonly InheritedSockets _inherited = new();
     private readonly ConnectionCounters _connections = new();
     private readonly StickyRouter _tokens = new();
+    private readonly Leadership _leadership = new();
     private ClusterSettings _settings;
     private SchedulingPolicy _policy = PolicyFromEnvironment();
     private bool _policyFrozen;
@@ -178,16 +179,39 @@ public sealed class ClusterPrimary : IAsyncDisposable
             lock (_gate) ReleaseSlot(held);
             throw;
         }
-        var worker = new Worker(this, id, held, process, new Ipc.Channel(mine));
+        var worker = new Worker(this, id, held, process, new Ipc.Channel(mine)) { Channelless = _settings.PassedSockets is not null };
         lock (_gate)
         {
             _workers[id] = worker;
             _forked.Add(worker);
         }
         _events.Post(() => Forked?.Invoke(worker));
-        worker.Channel.Start(worker);
+        if (worker.Channelless)
+        {
+            worker.Channel.Dispose(); // its peer was never passed on
+            _ = ReadyOnceRunningAsync(worker, _settings.PassedReadyAfter ?? TimeSpan.Zero);
+        }
+        else
+        {
+            worker.Channel.Start(worker);
+        }
         _ = WatchExitAsync(worker);
         return worker;
+    }
+
+    // A worker with no channel cannot say it is ready, and a connect to the socket it shares could reach any worker:
+    // it is ready once it has run this long, as a worker that lives through MinUptime counts as started.
+    private async Task ReadyOnceRunningAsync(Worker worker, TimeSpan after)
+    {
+        if (await Task.WhenAny(worker.Process.Exited, Task.Delay(after)).ConfigureAwait(false) == worker.Process.Exited) return;
+        worker.LastHeartbeat = System.Diagnostics.Stopwatch.GetTimestamp();
+        _events.Post(() =>
+        {
+            worker.State = WorkerState.Online;
+            worker.RaiseOnline();
+            Online?.Invoke(worker);
+        });
+        worker.SetReady();
     }
 
     /// <summary>Disconnects every worker gracefully (Node's <c>cluster.disconnect()</c>); completes when all have exited.</summary>
@@ -236,11 +260,19 @@ public sealed class ClusterPrimary : IAsyncDisposable
         {
             if (worker.ExitedAfterDisconnect == true) return;
             worker.ExitedAfterDisconnect = true;
-            worker.Channel.SendInternal(new InternalMessage { Act = Acts.Disconnect });
+            if (worker.Channelless) worker.Process.Signal(UnixSignal.SIGTERM); // what servers of every language take as "finish and leave"
+            else worker.Channel.SendInternal(new InternalMessage { Act = Acts.Disconnect });
             RemoveHandlesFor(worker, gone: false);
             _workers.Remove(worker.Id);
         }
+        Reelect();
     }
+
+    // Not under _gate: the election reads the candidates under it, in its own lock.
+    private void Reelect() => _leadership.Elect(() =>
+    {
+        lock (_gate) return [.. _forked.Where(Leadership.CanLead)];
+    });
 
     private async Task WatchExitAsync(Worker worker)
     {
@@ -249,7 +281,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
         // before 'exit' as in Node. A grandchild holding a stray copy of that end must not delay 'exit' for long.
         try
         {
-            await worker.Channel.Ended.WaitAsync(ChannelGrace).ConfigureAwait(false);
+            if (!worker.Channelless) await worker.Channel.Ended.WaitAsync(ChannelGrace).ConfigureAwait(false);
         }
         catch (TimeoutException)
         {
@@ -261,6 +293,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
             _forked.Remove(worker);
             ReleaseSlot(worker.Slot); // before 'exit' is raised, so that a handler's Fork() takes this slot again
         }
+        Reelect();
         _events.Post(() =>
         {
             worker.ExitedAfterDisconnect ??= false;
@@ -285,6 +318,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
         }
         lock (_gate) RemoveHandlesFor(worker, gone: true);
         _tokens.Forget(worker);
+        Reelect();
         _events.Post(() =>
         {
             worker.ExitedAfterDisconnect ??= false;
@@ -396,12 +430,14 @@ public sealed class ClusterPrimary : IAsyncDisposable
             case Acts.ExitedAfterDisconnect:
                 worker.ExitedAfterDisconnect = true;
                 worker.Channel.SendInternal(new InternalMessage { Ack = message.Seq });
+                Reelect();
                 break;
             case Acts.Ready:
                 worker.LastHeartbeat = System.Diagnostics.Stopwatch.GetTimestamp();
                 worker.SetReady();
                 // Round robin skipped it until now; a server its slot's replacement did not come back to closes.
                 lock (_gate) UpdateHandles(handle => handle.WorkerReady(worker));
+                Reelect();
                 break;
             case Acts.Signal:
                 OnSignal(worker, (UnixSignal)message.Signal);

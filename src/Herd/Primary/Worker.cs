@@ -70,6 +70,9 @@ public sealed class Worker : IChannelHandler
 
     internal Ipc.Channel Channel { get; }
 
+    /// <summary>A worker given listening sockets rather than a channel (<see cref="ClusterSettings.PassedSockets"/>): it sends no heartbeat, and leaves on SIGTERM.</summary>
+    internal bool Channelless { get; init; }
+
     /// <summary>This worker's messages waiting for the primary's handlers.</summary>
     internal Inbox Inbox { get; } = new();
 

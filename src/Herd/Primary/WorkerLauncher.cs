@@ -27,6 +27,16 @@ internal static class WorkerLauncher
         environment[ChildCluster.IdVariable] = id.ToString(System.Globalization.CultureInfo.InvariantCulture);
         environment[ChildCluster.SlotVariable] = slot.ToString(System.Globalization.CultureInfo.InvariantCulture);
         string[] argv = [file, .. args];
+        SafeFdHandle?[] passed = [channelEnd];
+        if (settings.PassedSockets is { } sockets)
+        {
+            // No channel: the worker is not a Herd worker, and its fds from 3 are the sockets.
+            environment.Remove(ChildCluster.IdVariable);
+            environment["LISTEN_FDS"] = sockets.Count.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            environment.Remove("LISTEN_FDNAMES");
+            argv = PassedSockets.WithListenPid(argv);
+            passed = [.. sockets.Select(s => new SafeFdHandle((int)s.Handle, ownsHandle: false))];
+        }
         if (settings.Uid is not null || settings.Gid is not null) argv = DropPrivileges(argv, settings.Uid, settings.Gid);
 
         bool silent = settings.Silent == true;
@@ -40,7 +50,7 @@ internal static class WorkerLauncher
                 try
                 {
                     started.SetResult(Spawn.Start(argv[0], argv, environment, settings.WorkingDirectory,
-                        [null, outWrite, errWrite, channelEnd], stdinFromDevNull: silent));
+                        [null, outWrite, errWrite, .. passed], stdinFromDevNull: silent));
                 }
                 catch (Exception e)
                 {

@@ -567,7 +567,7 @@ public sealed partial class Supervisor : IAsyncDisposable
         {
             if (slot.Current is not { } worker || !worker.Ready.IsCompleted || _killed.Contains(worker) || !_alive.ContainsKey(worker)) continue;
             var silent = Stopwatch.GetElapsedTime(worker.LastHeartbeat);
-            if (_options.HeartbeatTimeout > TimeSpan.Zero && silent > _options.HeartbeatTimeout)
+            if (!worker.Channelless && _options.HeartbeatTimeout > TimeSpan.Zero && silent > _options.HeartbeatTimeout)
             {
                 HerdLog.WorkerHung(Cluster.Logger, worker.Id, worker.Process.Id, silent.TotalSeconds);
                 _killed.Add(worker);
