@@ -257,7 +257,7 @@ internal sealed class RoundRobinHandle : ServerHandle
     // Under _gate, so that the accept thread cannot have closed the eventfd meanwhile.
     private void Wake()
     {
-        if (!_wake!.IsClosed) Libc.EventFdWrite(_wake.Fd, 1);
+        if (_wake is { IsClosed: false }) Libc.EventFdWrite(_wake.Fd, 1);
         MakeRoom();
     }
 
