@@ -35,6 +35,7 @@ internal sealed class Upgrader
     private readonly bool _underInit = Environment.GetEnvironmentVariable(Init.ChildVariable) == "1";
     private int _running;
     private Socket? _successor; // open until this process exits: its close tells the successor we are gone
+    private WorkerProcess? _starting;
 
     public Upgrader(ClusterPrimary primary, SystemdNotifier systemd, TimeSpan readyTimeout, Predecessor? predecessor)
     {
@@ -82,6 +83,12 @@ internal sealed class Upgrader
         }
     }
 
+    /// <summary>This primary stops before a successor it is starting is ready: the successor goes too (the sockets and the control socket's file stay this primary's to close).</summary>
+    public void Abandon()
+    {
+        if (!HandedOver) Volatile.Read(ref _starting)?.Signal(UnixSignal.SIGKILL);
+    }
+
     private async Task<(int Pid, Socket? Channel, string? Why)> StartSuccessorAsync(Socket control)
     {
         var sockets = _primary.ListeningSockets();
@@ -113,11 +120,13 @@ internal sealed class Upgrader
         Console.Error.WriteLine($"herd: upgrade: started the new primary (pid {pid}) with {sockets.Length} listening socket(s); waiting for its workers");
         // Nobody else reaps it: it is our child until we exit.
         var process = new WorkerProcess(pid, Pidfd.Open(pid), null, null);
+        Volatile.Write(ref _starting, process);
         var buffer = new byte[64 * 1024];
         using var timeout = new CancellationTokenSource(_readyTimeout + StartGrace);
         var said = channel.ReceiveAsync(buffer, SocketFlags.None, timeout.Token).AsTask();
         await Task.WhenAny(said, process.Exited).ConfigureAwait(false);
         var message = said.IsCompletedSuccessfully ? Encoding.UTF8.GetString(buffer, 0, said.Result) : "";
+        Volatile.Write(ref _starting, null);
         if (message == "ready") return (pid, channel, null);
         channel.Dispose();
         using (process)

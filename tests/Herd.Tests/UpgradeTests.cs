@@ -146,3 +146,7 @@ public sealed class UpgradeTests(ITestOutputHelper output)
         }
     }
 }
+
+// Two primaries, four workers and eight clients at once during each upgrade: alone, as the process tests run.
+[CollectionDefinition(nameof(UpgradeTests), DisableParallelization = true)]
+public sealed class UpgradeTestsCollection;
