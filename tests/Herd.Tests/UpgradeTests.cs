@@ -101,6 +101,71 @@ public sealed class UpgradeTests(ITestOutputHelper output)
         Assert.All(await herd.LsAsync(), pid => Assert.Equal(herd.Pid, ParentOf(pid)));
     }
 
+    [Fact]
+    public async Task Under_systemd_the_activated_socket_passes_on_and_the_new_primary_says_MAINPID_and_the_old_one_never_STOPPING()
+    {
+        if (!File.Exists("/usr/bin/systemd-socket-activate")) return; // Debian's systemd package has it; CI's machine does
+        var folder = Directory.CreateTempSubdirectory("herd-notify-");
+        int port = Ports.Free();
+        var name = "test-" + Guid.NewGuid().ToString("N")[..8];
+        using var systemd = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Dgram, System.Net.Sockets.ProtocolType.Unspecified);
+        systemd.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(Path.Combine(folder.FullName, "notify")));
+        var start = new ProcessStartInfo("systemd-socket-activate") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var arg in new[] { "-l", $"127.0.0.1:{port}", "-E", "NOTIFY_SOCKET", "dotnet", TestCluster.HerdCliDll, "run", "-i", "2", "--name", name, "--",
+                     "dotnet", TestCluster.PlainWebAppDll, "--urls", $"http://127.0.0.1:{port}" })
+            start.ArgumentList.Add(arg);
+        start.Environment.Remove("XDG_RUNTIME_DIR");
+        start.Environment["NOTIFY_SOCKET"] = Path.Combine(folder.FullName, "notify");
+        using var activator = Process.Start(start)!; // it execs herd: the first primary's pid is its own
+        _ = activator.StandardOutput.ReadToEndAsync();
+        _ = activator.StandardError.ReadToEndAsync();
+        var buffer = new byte[512];
+        async Task<string> HeardAsync() => System.Text.Encoding.UTF8.GetString(buffer, 0, await systemd.ReceiveAsync(buffer).WaitAsync(TestCluster.Timeout));
+        int primary = activator.Id;
+        try
+        {
+            using var http = new HttpClient { Timeout = TestCluster.Timeout };
+            http.DefaultRequestHeaders.ConnectionClose = true;
+            var uri = new Uri($"http://127.0.0.1:{port}/pid");
+            await KestrelTests.GetWhenUpAsync(http, uri, () => "systemd-socket-activate never listened");
+            Assert.StartsWith("READY=1", await HeardAsync(), StringComparison.Ordinal);
+            var old = await WorkersAsync(name);
+
+            var (code, text) = await HerdRun.CliAsync("upgrade", "--name", name);
+            Assert.True(code == 0, text);
+            var mainPid = await HeardAsync();
+            Assert.StartsWith("MAINPID=", mainPid, StringComparison.Ordinal);
+            primary = int.Parse(mainPid["MAINPID=".Length..], CultureInfo.InvariantCulture);
+            Assert.NotEqual(activator.Id, primary);
+            Assert.StartsWith("READY=1", await HeardAsync(), StringComparison.Ordinal);
+            await activator.WaitForExitAsync().WaitAsync(TestCluster.Timeout);
+            Assert.Equal(0, activator.ExitCode);
+            await GoneAsync(old);
+
+            // The activated socket, now the new primary's alone, still serves; systemd heard nothing more.
+            Assert.Equal(primary, ParentOf(int.Parse(await http.GetStringAsync(uri), CultureInfo.InvariantCulture)));
+            Assert.Equal(0, systemd.Available);
+        }
+        finally
+        {
+            if (!activator.HasExited) activator.Kill(entireProcessTree: true);
+            if (primary != activator.Id)
+            {
+                var workers = await WorkersAsync(name);
+                Native.Fd.Kill(primary, (int)UnixSignal.SIGTERM);
+                await GoneAsync([primary, .. workers]);
+            }
+            folder.Delete(recursive: true);
+        }
+    }
+
+    // The workers' pids, as herd ls --json lists them; none when the app does not answer.
+    private static async Task<List<int>> WorkersAsync(string name)
+    {
+        var (code, output) = await HerdRun.CliAsync("ls", "--json", "--name", name);
+        return code != 0 ? [] : [.. System.Text.Json.JsonDocument.Parse(output).RootElement.EnumerateArray().Select(w => w.GetProperty("pid").GetInt32())];
+    }
+
     // herd ls answers from the new primary once the old one has handed over: the parent of the workers it lists.
     private static async Task<int> NewPrimaryAsync(HerdRun herd, int old)
     {
