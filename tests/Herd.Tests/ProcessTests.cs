@@ -227,7 +227,7 @@ public sealed class ProcessTests
     }
 
     // Each thread lists the children it forked: herd forks its workers from a thread of their own.
-    private static int[] ChildrenOf(int pid) =>
+    internal static int[] ChildrenOf(int pid) =>
         [.. Directory.GetDirectories($"/proc/{pid}/task").SelectMany(task => File.ReadAllText(Path.Combine(task, "children")).Split(' ', StringSplitOptions.RemoveEmptyEntries))
             .Select(child => int.Parse(child, CultureInfo.InvariantCulture))];
 

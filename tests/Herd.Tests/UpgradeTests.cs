@@ -159,6 +159,29 @@ public sealed class UpgradeTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public async Task As_a_containers_pid_1_an_upgrade_is_refused_and_says_why()
+    {
+        string[] newPidNamespace = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"];
+        var (able, why) = await Programs.RunAsync([.. newPidNamespace, "true"]);
+        if (able != 0)
+        {
+            Console.Error.WriteLine($"skipped: unshare cannot make a pid namespace here (it needs root, as CI has): {why}");
+            return;
+        }
+        await using var herd = await HerdRun.StartAsync(1, newPidNamespace, shell: null);
+        var workers = await herd.LsAsync();
+
+        var (code, text) = await HerdRun.CliAsync("upgrade", "--name", herd.Name);
+
+        Assert.Equal(1, code);
+        Assert.Contains("pid 1", text, StringComparison.Ordinal);
+        Assert.Equal(workers, await herd.LsAsync());
+        // herd at pid 1 (inside the namespace) drains on SIGTERM, and unshare exits as it did.
+        Assert.True(Native.Fd.Kill(Assert.Single(ProcessTests.ChildrenOf(herd.Pid)), (int)UnixSignal.SIGTERM));
+        Assert.Equal(0, await herd.ExitCodeAsync());
+    }
+
     // The workers' pids, as herd ls --json lists them; none when the app does not answer.
     private static async Task<List<int>> WorkersAsync(string name)
     {
