@@ -162,13 +162,7 @@ public sealed class UpgradeTests(ITestOutputHelper output)
     [Fact]
     public async Task As_a_containers_pid_1_an_upgrade_is_refused_and_says_why()
     {
-        string[] newPidNamespace = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"];
-        var (able, why) = await Programs.RunAsync([.. newPidNamespace, "true"]);
-        if (able != 0)
-        {
-            Console.Error.WriteLine($"skipped: unshare cannot make a pid namespace here (it needs root, as CI has): {why}");
-            return;
-        }
+        if (await ProcessTests.NewPidNamespaceAsync() is not { } newPidNamespace) return;
         await using var herd = await HerdRun.StartAsync(1, newPidNamespace, shell: null);
         var workers = await herd.LsAsync();
 
