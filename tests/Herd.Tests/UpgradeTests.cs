@@ -66,12 +66,7 @@ public sealed class UpgradeTests(ITestOutputHelper output)
         {
             await stop.CancelAsync();
             await Task.WhenAll(clients).WaitAsync(TestCluster.Timeout);
-            if (primary != herd.Pid)
-            {
-                var workers = await herd.LsAsync();
-                Native.Fd.Kill(primary, (int)UnixSignal.SIGTERM);
-                await GoneAsync([primary, .. workers]);
-            }
+            await StopSuccessorAsync(herd.Name, herd.Pid);
         }
         ChaosReport.Append(output, "herd upgrade under load", $"{Upgrades} upgrades in {clock.Elapsed.TotalSeconds:0} s, {primaries.Distinct().Count()} distinct primary pids, old ones all gone; " +
             $"Connection: close {close.Sent} sent, {close.Lost} lost, {close.Refused} refused; keep-alive {keepAlive.Sent} sent, {keepAlive.Lost} lost, {keepAlive.Refused} refused");
@@ -121,7 +116,6 @@ public sealed class UpgradeTests(ITestOutputHelper output)
         _ = activator.StandardError.ReadToEndAsync();
         var buffer = new byte[512];
         async Task<string> HeardAsync() => System.Text.Encoding.UTF8.GetString(buffer, 0, await systemd.ReceiveAsync(buffer).WaitAsync(TestCluster.Timeout));
-        int primary = activator.Id;
         try
         {
             using var http = new HttpClient { Timeout = TestCluster.Timeout };
@@ -135,7 +129,7 @@ public sealed class UpgradeTests(ITestOutputHelper output)
             Assert.True(code == 0, text);
             var mainPid = await HeardAsync();
             Assert.StartsWith("MAINPID=", mainPid, StringComparison.Ordinal);
-            primary = int.Parse(mainPid["MAINPID=".Length..], CultureInfo.InvariantCulture);
+            int primary = int.Parse(mainPid["MAINPID=".Length..], CultureInfo.InvariantCulture);
             Assert.NotEqual(activator.Id, primary);
             Assert.StartsWith("READY=1", await HeardAsync(), StringComparison.Ordinal);
             await activator.WaitForExitAsync().WaitAsync(TestCluster.Timeout);
@@ -148,13 +142,8 @@ public sealed class UpgradeTests(ITestOutputHelper output)
         }
         finally
         {
+            await StopSuccessorAsync(name, activator.Id);
             if (!activator.HasExited) activator.Kill(entireProcessTree: true);
-            if (primary != activator.Id)
-            {
-                var workers = await WorkersAsync(name);
-                Native.Fd.Kill(primary, (int)UnixSignal.SIGTERM);
-                await GoneAsync([primary, .. workers]);
-            }
             folder.Delete(recursive: true);
         }
     }
@@ -174,6 +163,16 @@ public sealed class UpgradeTests(ITestOutputHelper output)
         // herd at pid 1 (inside the namespace) drains on SIGTERM, and unshare exits as it did.
         Assert.True(Native.Fd.Kill(Assert.Single(ProcessTests.ChildrenOf(herd.Pid)), (int)UnixSignal.SIGTERM));
         Assert.Equal(0, await herd.ExitCodeAsync());
+    }
+
+    // Whichever primary answers, if not the first (a new one, even if the test failed before it learned its pid), stops with its workers.
+    private static async Task StopSuccessorAsync(string name, int first)
+    {
+        if (await WorkersAsync(name) is [var worker, ..] workers && ParentOf(worker) is var answering && answering != first)
+        {
+            Native.Fd.Kill(answering, (int)UnixSignal.SIGTERM);
+            await GoneAsync([answering, .. workers]);
+        }
     }
 
     // The workers' pids, as herd ls --json lists them; none when the app does not answer.

@@ -216,7 +216,7 @@ internal sealed class RoundRobinHandle : ServerHandle
                     _counters.Accepted();
                     lock (_gate)
                     {
-                        // Once we stop accepting (closed, or handed over) a connection taken meanwhile still goes to a worker.
+                        // Closed, no worker is left for it; handed over (StopAcceptingAsync), it still goes to one of ours.
                         if (_closed)
                         {
                             connection.Dispose();
