@@ -110,6 +110,7 @@ internal sealed class RunCommand
                 }
             }
             int code = await run._stopped.Task.WaitAsync(cancellationToken);
+            run._upgrader.Abandon();
             if (!run._upgrader.HandedOver) run._systemd.Stopping(options.DrainDelay > TimeSpan.Zero ? "draining" : "stopping");
             await run.StopAsync(control, supervisor);
             return code;

@@ -35,6 +35,7 @@ internal sealed class Upgrader
     private readonly bool _underInit = Environment.GetEnvironmentVariable(Init.ChildVariable) == "1";
     private int _running;
     private Socket? _successor; // open until this process exits: its close tells the successor we are gone
+    private WorkerProcess? _starting;
 
     public Upgrader(ClusterPrimary primary, SystemdNotifier systemd, TimeSpan readyTimeout, Predecessor? predecessor)
     {
@@ -82,6 +83,12 @@ internal sealed class Upgrader
         }
     }
 
+    /// <summary>This primary stops before a successor it is starting is ready: the successor goes too (the sockets and the control socket's file stay this primary's to close).</summary>
+    public void Abandon()
+    {
+        if (!HandedOver) Volatile.Read(ref _starting)?.Signal(UnixSignal.SIGKILL);
+    }
+
     private async Task<(int Pid, Socket? Channel, string? Why)> StartSuccessorAsync(Socket control)
     {
         var sockets = _primary.ListeningSockets();
@@ -113,26 +120,27 @@ internal sealed class Upgrader
         Console.Error.WriteLine($"herd: upgrade: started the new primary (pid {pid}) with {sockets.Length} listening socket(s); waiting for its workers");
         // Nobody else reaps it: it is our child until we exit.
         var process = new WorkerProcess(pid, Pidfd.Open(pid), null, null);
+        Volatile.Write(ref _starting, process);
         var buffer = new byte[64 * 1024];
         using var timeout = new CancellationTokenSource(_readyTimeout + StartGrace);
         var said = channel.ReceiveAsync(buffer, SocketFlags.None, timeout.Token).AsTask();
         await Task.WhenAny(said, process.Exited).ConfigureAwait(false);
-        if (said.IsCompletedSuccessfully && said.Result > 0)
-        {
-            var message = Encoding.UTF8.GetString(buffer, 0, said.Result);
-            if (message == "ready") return (pid, channel, null);
-            channel.Dispose();
-            await process.Exited.WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
-            return (pid, null, $"the new primary (pid {pid}) failed; this one serves on. {message.Split('\n', 2)[^1]}");
-        }
+        var message = said.IsCompletedSuccessfully ? Encoding.UTF8.GetString(buffer, 0, said.Result) : "";
+        Volatile.Write(ref _starting, null);
+        if (message == "ready") return (pid, channel, null);
         channel.Dispose();
-        if (!process.Exited.IsCompleted)
+        using (process)
         {
-            process.Signal(UnixSignal.SIGKILL); // its workers die with it (PR_SET_PDEATHSIG)
-            await process.Exited.WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
-            return (pid, null, $"the new primary (pid {pid}) was not ready within {(_readyTimeout + StartGrace).TotalSeconds:0} s: killed it; this one serves on.");
+            // Having said why, or closed its end, it is on its way out; silent past the timeout, it is killed.
+            bool timedOut = !said.IsCompletedSuccessfully && !process.Exited.IsCompleted;
+            if (timedOut) process.Signal(UnixSignal.SIGKILL); // its workers die with it (PR_SET_PDEATHSIG)
+            var exit = await process.Exited.WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+            return (pid, null, message.StartsWith("failed\n", StringComparison.Ordinal)
+                ? $"the new primary (pid {pid}) failed; this one serves on. {message["failed\n".Length..]}"
+                : timedOut
+                    ? $"the new primary (pid {pid}) was not ready within {(_readyTimeout + StartGrace).TotalSeconds:0} s: killed it; this one serves on."
+                    : $"the new primary (pid {pid}) ended ({exit}) before it was ready; this one serves on. Its output, above, says why.");
         }
-        return (pid, null, $"the new primary (pid {pid}) ended ({process.Exited.Result}) before it was ready; this one serves on. Its output, above, says why.");
     }
 
     private static SafeFdHandle Borrow(Socket socket) => new((int)socket.Handle, ownsHandle: false);
@@ -191,7 +199,14 @@ internal sealed class Predecessor
     public async Task ReadyAsync()
     {
         _ = ListenAsync();
-        await _channel.SendAsync("ready"u8.ToArray(), SocketFlags.None).ConfigureAwait(false);
+        try
+        {
+            await _channel.SendAsync("ready"u8.ToArray(), SocketFlags.None).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            // it exited meanwhile (stopped, or killed): the sockets are ours alone
+        }
         await Task.WhenAny(_go.Task, Task.Delay(GoTimeout)).ConfigureAwait(false);
         TookOver = true;
     }

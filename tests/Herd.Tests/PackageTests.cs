@@ -109,3 +109,7 @@ public sealed class PackageTests
         return (process.ExitCode, await output + await error);
     }
 }
+
+// Packing compiles for minutes on both cores: alone, so that it slows no timed test.
+[CollectionDefinition(nameof(PackageTests), DisableParallelization = true)]
+public sealed class PackageTestsCollection;

@@ -135,13 +135,7 @@ public sealed class ProcessTests
     [Fact]
     public async Task As_pid_1_herd_reaps_orphans_and_stops_gracefully_on_sigterm()
     {
-        string[] newPidNamespace = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"];
-        var (able, why) = await Programs.RunAsync([.. newPidNamespace, "true"]);
-        if (able != 0)
-        {
-            Console.Error.WriteLine($"skipped: unshare cannot make a pid namespace here (it needs root, as CI has): {why}");
-            return;
-        }
+        if (await NewPidNamespaceAsync() is not { } newPidNamespace) return;
         var orphan = OrphanSleep(seconds: 6);
         // The worker's shell starts a sleep from a subshell that exits at once: the sleep is orphaned, to pid 1.
         await using var herd = await HerdRun.StartAsync(1, newPidNamespace, shell: $"({string.Join(' ', orphan)} &);");
@@ -231,7 +225,17 @@ public sealed class ProcessTests
     }
 
     // Each thread lists the children it forked: herd forks its workers from a thread of their own.
-    private static int[] ChildrenOf(int pid) =>
+    /// <summary>A launcher that runs a command as pid 1 of a new pid namespace; null (saying why) where unshare cannot.</summary>
+    internal static async Task<string[]?> NewPidNamespaceAsync()
+    {
+        string[] newPidNamespace = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"];
+        var (able, why) = await Programs.RunAsync([.. newPidNamespace, "true"]);
+        if (able == 0) return newPidNamespace;
+        Console.Error.WriteLine($"skipped: unshare cannot make a pid namespace here (it needs root, as CI has): {why}");
+        return null;
+    }
+
+    internal static int[] ChildrenOf(int pid) =>
         [.. Directory.GetDirectories($"/proc/{pid}/task").SelectMany(task => File.ReadAllText(Path.Combine(task, "children")).Split(' ', StringSplitOptions.RemoveEmptyEntries))
             .Select(child => int.Parse(child, CultureInfo.InvariantCulture))];
 

@@ -66,12 +66,7 @@ public sealed class UpgradeTests(ITestOutputHelper output)
         {
             await stop.CancelAsync();
             await Task.WhenAll(clients).WaitAsync(TestCluster.Timeout);
-            if (primary != herd.Pid)
-            {
-                var workers = await herd.LsAsync();
-                Native.Fd.Kill(primary, (int)UnixSignal.SIGTERM);
-                await GoneAsync([primary, .. workers]);
-            }
+            await StopSuccessorAsync(herd.Name, herd.Pid);
         }
         ChaosReport.Append(output, "herd upgrade under load", $"{Upgrades} upgrades in {clock.Elapsed.TotalSeconds:0} s, {primaries.Distinct().Count()} distinct primary pids, old ones all gone; " +
             $"Connection: close {close.Sent} sent, {close.Lost} lost, {close.Refused} refused; keep-alive {keepAlive.Sent} sent, {keepAlive.Lost} lost, {keepAlive.Refused} refused");
@@ -99,6 +94,92 @@ public sealed class UpgradeTests(ITestOutputHelper output)
         Assert.Equal(before.Order(), (await herd.LsAsync()).Order());
         Assert.Contains(int.Parse(await http.GetStringAsync(uri), CultureInfo.InvariantCulture), before);
         Assert.All(await herd.LsAsync(), pid => Assert.Equal(herd.Pid, ParentOf(pid)));
+    }
+
+    [Fact]
+    public async Task Under_systemd_the_activated_socket_passes_on_and_the_new_primary_says_MAINPID_and_the_old_one_never_STOPPING()
+    {
+        if (!File.Exists("/usr/bin/systemd-socket-activate")) return; // Debian's systemd package has it; CI's machine does
+        var folder = Directory.CreateTempSubdirectory("herd-notify-");
+        int port = Ports.Free();
+        var name = "test-" + Guid.NewGuid().ToString("N")[..8];
+        using var systemd = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Dgram, System.Net.Sockets.ProtocolType.Unspecified);
+        systemd.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(Path.Combine(folder.FullName, "notify")));
+        var start = new ProcessStartInfo("systemd-socket-activate") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var arg in new[] { "-l", $"127.0.0.1:{port}", "-E", "NOTIFY_SOCKET", "dotnet", TestCluster.HerdCliDll, "run", "-i", "2", "--name", name, "--",
+                     "dotnet", TestCluster.PlainWebAppDll, "--urls", $"http://127.0.0.1:{port}" })
+            start.ArgumentList.Add(arg);
+        start.Environment.Remove("XDG_RUNTIME_DIR");
+        start.Environment["NOTIFY_SOCKET"] = Path.Combine(folder.FullName, "notify");
+        using var activator = Process.Start(start)!; // it execs herd: the first primary's pid is its own
+        _ = activator.StandardOutput.ReadToEndAsync();
+        _ = activator.StandardError.ReadToEndAsync();
+        var buffer = new byte[512];
+        async Task<string> HeardAsync() => System.Text.Encoding.UTF8.GetString(buffer, 0, await systemd.ReceiveAsync(buffer).WaitAsync(TestCluster.Timeout));
+        try
+        {
+            using var http = new HttpClient { Timeout = TestCluster.Timeout };
+            http.DefaultRequestHeaders.ConnectionClose = true;
+            var uri = new Uri($"http://127.0.0.1:{port}/pid");
+            await KestrelTests.GetWhenUpAsync(http, uri, () => "systemd-socket-activate never listened");
+            Assert.StartsWith("READY=1", await HeardAsync(), StringComparison.Ordinal);
+            var old = await WorkersAsync(name);
+
+            var (code, text) = await HerdRun.CliAsync("upgrade", "--name", name);
+            Assert.True(code == 0, text);
+            var mainPid = await HeardAsync();
+            Assert.StartsWith("MAINPID=", mainPid, StringComparison.Ordinal);
+            int primary = int.Parse(mainPid["MAINPID=".Length..], CultureInfo.InvariantCulture);
+            Assert.NotEqual(activator.Id, primary);
+            Assert.StartsWith("READY=1", await HeardAsync(), StringComparison.Ordinal);
+            await activator.WaitForExitAsync().WaitAsync(TestCluster.Timeout);
+            Assert.Equal(0, activator.ExitCode);
+            await GoneAsync(old);
+
+            // The activated socket, now the new primary's alone, still serves; systemd heard nothing more.
+            Assert.Equal(primary, ParentOf(int.Parse(await http.GetStringAsync(uri), CultureInfo.InvariantCulture)));
+            Assert.Equal(0, systemd.Available);
+        }
+        finally
+        {
+            await StopSuccessorAsync(name, activator.Id);
+            if (!activator.HasExited) activator.Kill(entireProcessTree: true);
+            folder.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task As_a_containers_pid_1_an_upgrade_is_refused_and_says_why()
+    {
+        if (await ProcessTests.NewPidNamespaceAsync() is not { } newPidNamespace) return;
+        await using var herd = await HerdRun.StartAsync(1, newPidNamespace, shell: null);
+        var workers = await herd.LsAsync();
+
+        var (code, text) = await HerdRun.CliAsync("upgrade", "--name", herd.Name);
+
+        Assert.Equal(1, code);
+        Assert.Contains("pid 1", text, StringComparison.Ordinal);
+        Assert.Equal(workers, await herd.LsAsync());
+        // herd at pid 1 (inside the namespace) drains on SIGTERM, and unshare exits as it did.
+        Assert.True(Native.Fd.Kill(Assert.Single(ProcessTests.ChildrenOf(herd.Pid)), (int)UnixSignal.SIGTERM));
+        Assert.Equal(0, await herd.ExitCodeAsync());
+    }
+
+    // Whichever primary answers, if not the first (a new one, even if the test failed before it learned its pid), stops with its workers.
+    private static async Task StopSuccessorAsync(string name, int first)
+    {
+        if (await WorkersAsync(name) is [var worker, ..] workers && ParentOf(worker) is var answering && answering != first)
+        {
+            Native.Fd.Kill(answering, (int)UnixSignal.SIGTERM);
+            await GoneAsync([answering, .. workers]);
+        }
+    }
+
+    // The workers' pids, as herd ls --json lists them; none when the app does not answer.
+    private static async Task<List<int>> WorkersAsync(string name)
+    {
+        var (code, output) = await HerdRun.CliAsync("ls", "--json", "--name", name);
+        return code != 0 ? [] : [.. System.Text.Json.JsonDocument.Parse(output).RootElement.EnumerateArray().Select(w => w.GetProperty("pid").GetInt32())];
     }
 
     // herd ls answers from the new primary once the old one has handed over: the parent of the workers it lists.
@@ -146,3 +227,7 @@ public sealed class UpgradeTests(ITestOutputHelper output)
         }
     }
 }
+
+// Two primaries, four workers and eight clients at once during each upgrade: alone, as the process tests run.
+[CollectionDefinition(nameof(UpgradeTests), DisableParallelization = true)]
+public sealed class UpgradeTestsCollection;

@@ -240,7 +240,7 @@ internal sealed class RoundRobinHandle : ServerHandle
                     _counters.Accepted();
                     lock (_gate)
                     {
-                        // Once we stop accepting (closed, or handed over) a connection taken meanwhile still goes to a worker.
+                        // Closed, no worker is left for it; handed over (StopAcceptingAsync), it still goes to one of ours.
                         if (_closed)
                         {
                             connection.Dispose();
@@ -282,7 +282,7 @@ internal sealed class RoundRobinHandle : ServerHandle
     // Under _gate, so that the accept thread cannot have closed the eventfd meanwhile.
     private void Wake()
     {
-        if (!_wake!.IsClosed) Libc.EventFdWrite(_wake.Fd, 1);
+        if (_wake is { IsClosed: false }) Libc.EventFdWrite(_wake.Fd, 1);
         MakeRoom();
     }
 
