@@ -1,7 +1,9 @@
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.SignalR;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -15,7 +17,7 @@ internal sealed class HerdConnectionListenerFactory : IConnectionListenerFactory
     private readonly WorkerDrain _drain;
     private readonly bool _noDelay;
 
-    public HerdConnectionListenerFactory(IOptions<SocketTransportOptions> transport, ILoggerFactory loggerFactory, WorkerDrain drain, ListenOptions? listenOptions)
+    public HerdConnectionListenerFactory(IOptions<SocketTransportOptions> transport, ILoggerFactory loggerFactory, WorkerDrain drain, IServiceProviderIsService services, ListenOptions? listenOptions)
     {
         _drain = drain;
         var options = transport.Value;
@@ -28,7 +30,8 @@ internal sealed class HerdConnectionListenerFactory : IConnectionListenerFactory
             MaxWriteBufferSize = options.MaxWriteBufferSize,
             UnsafePreferInlineScheduling = options.UnsafePreferInlineScheduling,
         }, loggerFactory.CreateLogger("Herd.AspNetCore"));
-        _listenOptions = listenOptions ?? new ListenOptions { Backlog = options.Backlog };
+        // SignalR keeps each connection in the worker that negotiated it: its clients must come back there.
+        _listenOptions = (listenOptions ?? new ListenOptions { Backlog = options.Backlog }) with { PrefersSticky = services.IsService(typeof(IHubProtocolResolver)) };
     }
 
     public bool CanBind(EndPoint endpoint) => endpoint is IPEndPoint or UnixDomainSocketEndPoint;

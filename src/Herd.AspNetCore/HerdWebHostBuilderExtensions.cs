@@ -64,7 +64,7 @@ public static class HerdWebHostBuilderExtensions
             }
             services.AddSingleton<IConnectionListenerFactory>(provider => new HerdConnectionListenerFactory(
                 provider.GetRequiredService<IOptions<SocketTransportOptions>>(), provider.GetRequiredService<ILoggerFactory>(),
-                provider.GetRequiredService<WorkerDrain>(), options));
+                provider.GetRequiredService<WorkerDrain>(), provider.GetRequiredService<IServiceProviderIsService>(), options));
         });
     }
 }

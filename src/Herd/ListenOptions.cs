@@ -24,6 +24,12 @@ public sealed record ListenOptions
     /// </summary>
     public bool ReusePort { get; init; }
 
+    /// <summary>
+    /// The app keeps a client's state in one process across its connections (SignalR): unless a policy was chosen, the
+    /// primary routes its clients stickily (<see cref="SchedulingPolicy.Sticky"/>) instead of in turn.
+    /// </summary>
+    internal bool PrefersSticky { get; init; }
+
     internal static ListenOptions Default { get; } = new();
 
     internal void Validate()

@@ -6,7 +6,7 @@ using Microsoft.AspNetCore.SignalR.Client;
 namespace Herd.Tests;
 
 /// <summary>
-/// SignalR's .NET client, with its default options, against apps under <c>herd run -i 2 --policy sticky</c>: one that
+/// SignalR's .NET client, with its default options, against apps under <c>herd run -i 2</c>: one that
 /// knows nothing of Herd, and one that calls UseHerd() and AddSignalR().AddHerd(). Every transport, http and https.
 /// </summary>
 public sealed class SignalRTests
@@ -32,7 +32,8 @@ public sealed class SignalRTests
     [MemberData(nameof(Cases))]
     public async Task Twenty_clients_connect_invoke_and_receive_broadcasts_across_two_workers(string app, string transport, bool https)
     {
-        await using var cluster = await SignalRCluster.StartAsync(app == "plain" ? TestCluster.SignalRAppDll : TestCluster.TestWebAppDll, https, "sticky");
+        // No policy chosen: herd sees that the app uses SignalR and routes its clients stickily by itself.
+        await using var cluster = await SignalRCluster.StartAsync(app == "plain" ? TestCluster.SignalRAppDll : TestCluster.TestWebAppDll, https, policy: null);
         var kind = transport == "default" ? (HttpTransportType?)null : Enum.Parse<HttpTransportType>(transport);
         await using var clients = await cluster.ConnectAsync(Clients, kind);
 
@@ -123,12 +124,12 @@ public sealed class SignalRTests
 
         public System.Security.Cryptography.X509Certificates.X509Certificate2? Certificate { get; }
 
-        public static async Task<SignalRCluster> StartAsync(string dll, bool https, string policy, int workers = 2)
+        public static async Task<SignalRCluster> StartAsync(string dll, bool https, string? policy, int workers = 2)
         {
             var (certificate, path) = https ? SignalRClients.CreateCertificate() : default;
             string scheme = https ? "https" : "http";
             int port = 0;
-            var herd = await CliTests.HerdRun.StartAsync(workers, $$"""{ "policy": "{{policy}}" }""",
+            var herd = await CliTests.HerdRun.StartAsync(workers, policy is null ? null : $$"""{ "policy": "{{policy}}" }""",
                 command: free => ["dotnet", dll, "--urls", $"{scheme}://127.0.0.1:{port = free}"],
                 https ? [("Kestrel__Certificates__Default__Path", path!)] : []);
             return new SignalRCluster(herd, new Uri($"{scheme}://127.0.0.1:{port}/hub"), certificate, path);

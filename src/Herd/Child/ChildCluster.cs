@@ -203,7 +203,7 @@ internal sealed class ChildCluster : IChannelHandler
         var query = new InternalMessage
         {
             Act = Acts.QueryServer, Address = address.Address, Port = address.Port, AddressType = address.AddressType,
-            Index = index, Backlog = options.Backlog, ReusePort = options.ReusePort,
+            Index = index, Backlog = options.Backlog, ReusePort = options.ReusePort, PrefersSticky = options.PrefersSticky,
         };
         var result = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
         void OnReply(Reply reply)

@@ -76,6 +76,7 @@ internal sealed class InternalMessage
     public int Index { get; set; }
     public int Backlog { get; set; }
     public bool ReusePort { get; set; } // queryServer: a socket of the worker's slot, not the policy's handle
+    public bool PrefersSticky { get; set; } // queryServer: the app wants sticky routing unless a policy was chosen
 
     // reply to queryServer; close
     public string? Key { get; set; }

@@ -36,6 +36,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
     private readonly Leadership _leadership = new();
     private ClusterSettings _settings;
     private SchedulingPolicy _policy = PolicyFromEnvironment();
+    private bool _policyChosen = Environment.GetEnvironmentVariable(PolicyVariable) is not null;
     private bool _policyFrozen;
     private bool _holdServers;
     private int _lastWorkerId;
@@ -69,6 +70,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
             {
                 if (_policyFrozen) throw new InvalidOperationException("The scheduling policy is fixed once the primary is set up.");
                 _policy = value;
+                _policyChosen = true;
             }
         }
     }
@@ -530,7 +532,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
                 else
                 {
                     var roundRobin = new RoundRobinHandle(key, id, address, query.Backlog, _inherited.Take(address), _connections,
-                        _policy, _tokens, retired => _roundRobin.TryRemove(retired.Id, out _));
+                        PolicyFor(query), _tokens, retired => _roundRobin.TryRemove(retired.Id, out _));
                     _roundRobin[id] = roundRobin;
                     handle = roundRobin;
                 }
@@ -568,6 +570,11 @@ public sealed class ClusterPrimary : IAsyncDisposable
         };
         return type is null || message.Address is null ? null : new ListeningAddress(type.Value, message.Address, message.Port);
     }
+
+    // An app that keeps clients' state in one process (SignalR) works only if they come back to it: the default round
+    // robin gives way to sticky routing for it, unless someone chose a policy.
+    private SchedulingPolicy PolicyFor(InternalMessage query) =>
+        query.PrefersSticky && !_policyChosen && _policy == SchedulingPolicy.RoundRobin ? SchedulingPolicy.Sticky : _policy;
 
     private static SchedulingPolicy PolicyFromEnvironment() =>
         SchedulingPolicyNames.Parse(Environment.GetEnvironmentVariable(PolicyVariable)) ?? SchedulingPolicy.RoundRobin;
