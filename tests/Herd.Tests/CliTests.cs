@@ -29,35 +29,17 @@ public sealed class CliTests
     {
         await using var herd = await HerdRun.StartAsync(workers: 2);
         var before = await herd.PidsServingAsync(20);
-        var failures = new ConcurrentQueue<Exception>();
-        int sent = 0;
-        using var stop = new CancellationTokenSource();
-        var clients = Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
-        {
-            while (!stop.IsCancellationRequested)
-            {
-                try
-                {
-                    await herd.GetPidAsync();
-                }
-                catch (HttpRequestException ex)
-                {
-                    failures.Enqueue(ex);
-                }
-                Interlocked.Increment(ref sent);
-            }
-        })).ToArray();
+        await using var load = new RequestLoad(4, herd.GetPidAsync);
 
         var (code, _) = await HerdRun.CliAsync("reload", "--name", herd.Name);
         var after = (await herd.LsAsync()).ToHashSet();
         var clock = Stopwatch.StartNew(); // the old workers drain; then only the new ones serve
         while (!(await herd.PidsServingAsync(10)).IsSubsetOf(after) && clock.Elapsed < TestCluster.Timeout) { }
-        stop.Cancel();
-        await Task.WhenAll(clients).WaitAsync(TestCluster.Timeout);
+        await load.StopAsync();
 
         Assert.Equal(0, code);
-        Assert.Empty(failures);
-        Assert.True(sent > 0);
+        Assert.Empty(load.Failures);
+        Assert.True(load.Sent > 0);
         Assert.Equal(2, after.Count);
         Assert.Empty(before.Intersect(after));
     }

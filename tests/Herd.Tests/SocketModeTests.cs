@@ -62,31 +62,13 @@ public sealed class SocketModeTests
         Assert.Equal(workers, serving);
 
         // A reload under load fails no request.
-        var failures = new ConcurrentQueue<Exception>();
-        int sent = 0;
-        using var stop = new CancellationTokenSource();
-        var clients = Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
-        {
-            while (!stop.IsCancellationRequested)
-            {
-                try
-                {
-                    await PidAsync();
-                }
-                catch (HttpRequestException ex)
-                {
-                    failures.Enqueue(ex);
-                }
-                Interlocked.Increment(ref sent);
-            }
-        })).ToArray();
+        var load = new RequestLoad(4, PidAsync);
         var (code, output) = await CliTests.HerdRun.CliAsync("reload", "--name", herd.Name);
         var reloaded = (await herd.LsAsync()).ToHashSet();
-        await stop.CancelAsync();
-        await Task.WhenAll(clients).WaitAsync(TestCluster.Timeout);
+        await load.DisposeAsync();
         Assert.True(code == 0, output);
-        Assert.True(!failsNoRequest || failures.IsEmpty, $"{failures.Count} of {sent} requests failed: {failures.FirstOrDefault()?.Message}\n{string.Join('\n', herd.Errors)}");
-        Assert.True(sent > 0);
+        Assert.True(!failsNoRequest || load.Failures.IsEmpty, $"{load.Failures.Count} of {load.Sent} requests failed: {load.Failures.FirstOrDefault()?.Message}\n{string.Join('\n', herd.Errors)}");
+        Assert.True(load.Sent > 0);
         Assert.Equal(2, reloaded.Count);
         Assert.Empty(workers.Intersect(reloaded));
 
