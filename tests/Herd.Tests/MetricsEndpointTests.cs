@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Herd.Native;
 using static Herd.Tests.CliTests;
 
 namespace Herd.Tests;
@@ -50,6 +51,31 @@ public sealed partial class MetricsEndpointTests
         using var missing = await http.GetAsync(new Uri($"http://127.0.0.1:{port}/nothing"));
         Assert.Equal(System.Net.HttpStatusCode.NotFound, missing.StatusCode);
         if (File.Exists(PrometheusFactAttribute.Promtool)) await AssertPromtoolPassesAsync(exposition);
+    }
+
+    [Fact]
+    public async Task A_worker_that_does_not_answer_is_left_out_and_counted_missing()
+    {
+        int port = Ports.Free();
+        await using var herd = await HerdRun.StartAsync(workers: 2, config: $$"""{ "metrics": "127.0.0.1:{{port}}", "heartbeatTimeout": 60000 }""");
+        using var http = new HttpClient { Timeout = TestCluster.Timeout };
+        var scrape = new Uri($"http://127.0.0.1:{port}/metrics");
+        Assert.Equal(2, (await herd.PidsServingAsync(Requests)).Count);
+        await UntilCountedAsync(() => http.GetStringAsync(scrape), Requests);
+        var stopped = (await herd.LsAsync())[0];
+        Fd.Kill(stopped, (int)UnixSignal.SIGSTOP);
+        try
+        {
+            var clock = Stopwatch.StartNew();
+            var samples = Parse(await http.GetStringAsync(scrape));
+            Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(1.5), $"answered in {clock.Elapsed}, before the wait for the stopped worker ran out");
+            Assert.Equal(1, samples.Single(s => s.Name == "herd_scrape_workers_missing").Value);
+            Assert.Single(samples.Where(s => s.Name == RequestCount).Select(s => s.Labels["worker"]).Distinct());
+        }
+        finally
+        {
+            Fd.Kill(stopped, (int)UnixSignal.SIGCONT);
+        }
     }
 
     [PrometheusFact]

@@ -1,9 +1,8 @@
 using System.Globalization;
 using System.Text;
 using System.Text.RegularExpressions;
-using Herd.Metrics;
 
-namespace Herd.Cli;
+namespace Herd.Metrics;
 
 /// <summary>
 /// Prometheus's text exposition format 0.0.4, for families collected in other processes. Written here rather than
