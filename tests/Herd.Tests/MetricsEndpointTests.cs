@@ -78,6 +78,14 @@ public sealed partial class MetricsEndpointTests
         }
     }
 
+    [Fact]
+    public async Task A_bad_metrics_address_is_a_clear_error()
+    {
+        var (code, output) = await HerdRun.CliAsync("run", "-i", "1", "--name", "test-" + Guid.NewGuid().ToString("N")[..8], "--metrics", "ftp://127.0.0.1:9464", "--", "sleep", "60");
+        Assert.Equal(2, code);
+        Assert.Contains("metrics must be HOST:PORT or http://HOST:PORT, not 'ftp://127.0.0.1:9464'", output, StringComparison.Ordinal);
+    }
+
     [PrometheusFact]
     public async Task A_real_Prometheus_scrapes_the_cluster_total()
     {

@@ -43,7 +43,7 @@ public sealed class PrometheusTextTests
         MetricFamily Histogram(long[] buckets, double sum) => new()
         {
             Name = "work.duration", Unit = "s", Kind = MetricKind.Histogram, Description = "Work.", Bounds = [0.1, 1],
-            Points = [new MetricPoint { Buckets = buckets, Sum = sum, Count = buckets.Sum() }],
+            Points = [new MetricPoint { Buckets = buckets, Sum = sum }],
         };
         var text = PrometheusText.Render([(Worker1, [Histogram([1, 2, 3], 9.5)]), (Worker2, [Histogram([0, 0, 1], 20)])]);
         Assert.Equal("""
@@ -68,7 +68,7 @@ public sealed class PrometheusTextTests
     {
         var counter = new MetricFamily { Name = "x", Kind = MetricKind.Counter, Points = [new MetricPoint { Value = 1 }] };
         var gauge = new MetricFamily { Name = "x_total", Kind = MetricKind.Gauge, Points = [new MetricPoint { Value = 2 }] };
-        var broken = new MetricFamily { Name = "h", Kind = MetricKind.Histogram, Bounds = [1], Points = [new MetricPoint { Buckets = [1], Count = 1 }] };
+        var broken = new MetricFamily { Name = "h", Kind = MetricKind.Histogram, Bounds = [1], Points = [new MetricPoint { Buckets = [1] }] };
         var text = PrometheusText.Render([(Worker1, [counter, broken]), (Worker2, [gauge])]);
         Assert.Equal("# HELP h h\n# TYPE h histogram\n# HELP x_total x\n# TYPE x_total counter\nx_total{worker=\"1\",slot=\"0\"} 1\n", text);
     }

@@ -394,10 +394,8 @@ internal sealed class ChildCluster : IChannelHandler
         }
         if (message.Act == Acts.Metrics)
         {
-            ThreadPool.UnsafeQueueUserWorkItem(static state => state.Child._channel.SendInternal(new InternalMessage
-            {
-                Act = Acts.Metrics, Ack = state.Seq, Metrics = state.Child._meters?.Collect() ?? [],
-            }), (Child: this, message.Seq), preferLocal: false);
+            ThreadPool.UnsafeQueueUserWorkItem(static state => state.Child._channel.SendInternal(MetricsReply.To(state.Seq, state.Child._meters)),
+                (Child: this, message.Seq), preferLocal: false);
             return;
         }
         HerdLog.DroppedMessage(Cluster.Logger, "the primary", $"an unknown act '{message.Act}'");

@@ -14,6 +14,14 @@ internal sealed class MeterCollector : IDisposable
     /// <summary>Set (to the address herd serves) by <c>herd run --metrics</c>, in its environment and so its workers'.</summary>
     internal const string Variable = "HERD_METRICS";
 
+    /// <summary>
+    /// Series kept per instrument, as OpenTelemetry's default cardinality limit: past it, new tag sets (a tag with
+    /// unbounded values) go to one overflow series tagged <c>otel.metric.overflow</c>, and the worker's memory stays bounded.
+    /// </summary>
+    internal const int MaxSeries = 2000;
+
+    private static readonly KeyValuePair<string, object?>[] Overflow = [new("otel.metric.overflow", "true")];
+
     // OpenTelemetry's default explicit bounds, for histograms whose instrument gives no advice.
     private static readonly double[] DefaultBounds = [0, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000];
 
@@ -83,7 +91,13 @@ internal sealed class MeterCollector : IDisposable
             var key = KeyOf(tags);
             lock (_gate)
             {
-                if (!_series.TryGetValue(key, out var series))
+                if (!_series.TryGetValue(key, out var series) && _series.Count >= MaxSeries)
+                {
+                    tags = Overflow;
+                    key = KeyOf(tags);
+                    _series.TryGetValue(key, out series);
+                }
+                if (series is null)
                 {
                     series = new Series(TagsOf(tags), _bounds is null ? null : new long[_bounds.Length + 1]);
                     _series[key] = series;
@@ -93,7 +107,6 @@ internal sealed class MeterCollector : IDisposable
                     int at = Array.BinarySearch(_bounds!, value);
                     buckets[at >= 0 ? at : ~at]++; // le is inclusive: a value equal to a bound is in its bucket
                     series.Sum += value;
-                    series.Count++;
                 }
                 else
                 {
@@ -117,7 +130,7 @@ internal sealed class MeterCollector : IDisposable
                     Name = _instrument.Name, Unit = _instrument.Unit, Description = _instrument.Description, Kind = _kind, Bounds = _bounds,
                     Points = [.. _series.Values.Select(s => new MetricPoint
                     {
-                        Tags = s.Tags, Value = s.Value, Buckets = s.Buckets is { } b ? [.. b] : null, Sum = s.Sum, Count = s.Count,
+                        Tags = s.Tags, Value = s.Value, Buckets = s.Buckets is { } b ? [.. b] : null, Sum = s.Sum,
                     })],
                 };
             }
@@ -133,7 +146,7 @@ internal sealed class MeterCollector : IDisposable
             Instrument<byte> i => i.Advice?.HistogramBucketBoundaries?.Select(b => (double)b).ToArray(),
             Instrument<decimal> i => i.Advice?.HistogramBucketBoundaries?.Select(b => (double)b).ToArray(),
             _ => null,
-        } is { Length: > 0 } bounds ? [.. bounds.Order()] : null;
+        } is { Length: > 0 } bounds ? bounds : null; // ascending: InstrumentAdvice checks
 
         // The same tags in any order are one series.
         private static string KeyOf(ReadOnlySpan<KeyValuePair<string, object?>> tags)
@@ -161,6 +174,5 @@ internal sealed class MeterCollector : IDisposable
         public long[]? Buckets { get; } = buckets;
         public double Value { get; set; }
         public double Sum { get; set; }
-        public long Count { get; set; }
     }
 }

@@ -30,7 +30,7 @@ internal sealed class MetricFamily
     public MetricPoint[] Points { get; set; } = [];
 }
 
-/// <summary>One tag set's state: its value, or its histogram's buckets (not cumulative), sum and count.</summary>
+/// <summary>One tag set's state: its value, or its histogram's buckets (not cumulative; their total is the count) and sum.</summary>
 [JsonNumberHandling(JsonNumberHandling.AllowNamedFloatingPointLiterals)]
 internal sealed class MetricPoint
 {
@@ -38,5 +38,4 @@ internal sealed class MetricPoint
     public double Value { get; set; }
     public long[]? Buckets { get; set; }
     public double Sum { get; set; }
-    public long Count { get; set; }
 }

@@ -9,7 +9,7 @@ namespace Herd.Metrics;
 /// </summary>
 internal sealed class MetricsPoll
 {
-    private readonly ConcurrentDictionary<int, (Worker Worker, TaskCompletionSource<MetricFamily[]> Answer)> _asked = new();
+    private readonly ConcurrentDictionary<int, (Worker Worker, TaskCompletionSource<MetricFamily[]?> Answer)> _asked = new();
     private int _seq;
 
     /// <summary>Every worker that answered within <paramref name="timeout"/>, with its families.</summary>
@@ -22,12 +22,12 @@ internal sealed class MetricsPoll
     private async Task<(Worker, MetricFamily[])?> AskAsync(Worker worker, TimeSpan timeout, CancellationToken cancellationToken)
     {
         int seq = Interlocked.Increment(ref _seq);
-        var answer = new TaskCompletionSource<MetricFamily[]>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var answer = new TaskCompletionSource<MetricFamily[]?>(TaskCreationOptions.RunContinuationsAsynchronously);
         _asked[seq] = (worker, answer);
         try
         {
             if (!worker.Channel.SendInternal(new InternalMessage { Act = Acts.Metrics, Seq = seq })) return null;
-            return (worker, await answer.Task.WaitAsync(timeout, cancellationToken).ConfigureAwait(false));
+            return await answer.Task.WaitAsync(timeout, cancellationToken).ConfigureAwait(false) is { } families ? (worker, families) : null;
         }
         catch (TimeoutException)
         {
@@ -39,10 +39,10 @@ internal sealed class MetricsPoll
         }
     }
 
-    /// <summary>A worker's answer; one to a question it was not asked is dropped.</summary>
+    /// <summary>A worker's answer (without families when they would not fit a frame); one to a question it was not asked is dropped.</summary>
     public void Answer(Worker worker, InternalMessage message)
     {
         if (message.Ack is { } ack && _asked.TryGetValue(ack, out var asked) && asked.Worker == worker && _asked.TryRemove(ack, out _))
-            asked.Answer.TrySetResult(message.Metrics ?? []);
+            asked.Answer.TrySetResult(message.Metrics);
     }
 }
