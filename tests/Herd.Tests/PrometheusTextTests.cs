@@ -64,12 +64,17 @@ public sealed class PrometheusTextTests
     }
 
     [Fact]
-    public void A_second_type_under_one_name_and_a_malformed_histogram_point_are_dropped()
+    public void A_second_type_under_one_name_a_label_set_twice_and_a_malformed_histogram_point_are_dropped()
     {
         var counter = new MetricFamily { Name = "x", Kind = MetricKind.Counter, Points = [new MetricPoint { Value = 1 }] };
         var gauge = new MetricFamily { Name = "x_total", Kind = MetricKind.Gauge, Points = [new MetricPoint { Value = 2 }] };
         var broken = new MetricFamily { Name = "h", Kind = MetricKind.Histogram, Bounds = [1], Points = [new MetricPoint { Buckets = [1] }] };
-        var text = PrometheusText.Render([(Worker1, [counter, broken]), (Worker2, [gauge])]);
-        Assert.Equal("# HELP h h\n# TYPE h histogram\n# HELP x_total x\n# TYPE x_total counter\nx_total{worker=\"1\",slot=\"0\"} 1\n", text);
+        var twice = new MetricFamily
+        {
+            Name = "y", Kind = MetricKind.Gauge,
+            Points = [new MetricPoint { Tags = new() { ["a.b"] = "1" }, Value = 1 }, new MetricPoint { Tags = new() { ["a_b"] = "1" }, Value = 2 }],
+        };
+        var text = PrometheusText.Render([(Worker1, [counter, broken, twice]), (Worker2, [gauge])]);
+        Assert.Equal("# HELP h h\n# TYPE h histogram\n# HELP x_total x\n# TYPE x_total counter\nx_total{worker=\"1\",slot=\"0\"} 1\n# HELP y y\n# TYPE y gauge\ny{worker=\"1\",slot=\"0\",a_b=\"1\"} 1\n", text);
     }
 }

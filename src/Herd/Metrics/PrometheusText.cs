@@ -19,6 +19,7 @@ internal static partial class PrometheusText
     {
         // One HELP and TYPE per name, whatever the number of processes that report it; a second type for a name is dropped.
         var families = new Dictionary<string, (MetricFamily First, StringBuilder Samples)>(StringComparer.Ordinal);
+        var series = new HashSet<string>(StringComparer.Ordinal); // a label set twice in a family (tags that sanitise alike) is a scrape Prometheus rejects
         foreach (var (labels, list) in sources)
         {
             foreach (var family in list)
@@ -26,7 +27,11 @@ internal static partial class PrometheusText
                 var name = NameOf(family);
                 if (!families.TryGetValue(name, out var known)) families[name] = known = (family, new StringBuilder());
                 else if (known.First.Kind != family.Kind) continue;
-                foreach (var point in family.Points) WritePoint(known.Samples, name, family, labels, point);
+                foreach (var point in family.Points)
+                {
+                    var set = LabelSet(labels, point.Tags);
+                    if (series.Add($"{name}{{{set}}}")) WritePoint(known.Samples, name, family, set, point);
+                }
             }
         }
         var text = new StringBuilder();
@@ -72,9 +77,8 @@ internal static partial class PrometheusText
         };
     }
 
-    private static void WritePoint(StringBuilder text, string name, MetricFamily family, KeyValuePair<string, string>[] labels, MetricPoint point)
+    private static void WritePoint(StringBuilder text, string name, MetricFamily family, string set, MetricPoint point)
     {
-        var set = LabelSet(labels, point.Tags);
         if (family.Kind != MetricKind.Histogram)
         {
             Sample(text, name, set, null, point.Value);
