@@ -37,6 +37,8 @@ internal sealed record HerdConfig
     public string? Policy { get; init; }
     /// <summary>--socket: addresses herd binds and passes to every worker from fd 3 (any language's server).</summary>
     public string[]? Sockets { get; init; }
+    /// <summary>--metrics: the address (HOST:PORT) of one Prometheus scrape for the whole cluster.</summary>
+    public string? Metrics { get; init; }
 
     public static HerdConfig Load(string path)
     {

@@ -20,10 +20,17 @@ var socket = new Option<string[]>("--socket")
 var run = new Command("run", "Run a server clustered, in the foreground.") { instances, name, config, socket, command };
 var policy = new Option<string>("--policy") { Description = $"How connections are spread over the workers: {Herd.SchedulingPolicyNames.All}. Default: rr, or HERD_SCHED_POLICY." };
 run.Options.Add(policy);
+var metrics = new Option<string>("--metrics") { Description = "Serve one Prometheus scrape for the whole cluster (GET /metrics) at HOST:PORT: herd's meters and every worker's, labelled worker and slot." };
+run.Options.Add(metrics);
 run.SetAction(async (result, cancellationToken) =>
 {
     var file = result.GetValue(config) is { } path ? HerdConfig.Load(path) : new HerdConfig();
     if ((result.GetValue(policy) ?? file.Policy) is { } chosen) Environment.SetEnvironmentVariable(Herd.ClusterPrimary.PolicyVariable, HerdConfig.CheckPolicy(chosen));
+    if ((result.GetValue(metrics) ?? file.Metrics) is { } served)
+    {
+        _ = MetricsEndpoint.Parse(served); // a bad address fails now, not once workers run
+        Environment.SetEnvironmentVariable(Herd.Metrics.MeterCollector.Variable, served);
+    }
     string[] program = result.GetValue(command) is { Length: > 0 } given ? given : file.Command ?? [];
     if (program.Length == 0) throw new ConfigException("no command to run: give one after --, or \"command\" in herd.json.");
     int workers = result.GetValue(instances) is { } count ? HerdConfig.ParseInstances(count, "--instances")

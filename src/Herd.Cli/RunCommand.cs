@@ -56,6 +56,7 @@ internal sealed class RunCommand
             PassedReadyAfter = options.MinUptime,
         });
         await using var supervisor = new Supervisor(primary, options);
+        await using var metrics = MetricsEndpoint.Start(primary);
         var predecessor = Upgrader.Adopt(); // started by herd upgrade: the old primary's sockets are ours
         primary.AdoptSystemdSockets();
         var run = new RunCommand(primary, supervisor, logs);

@@ -47,6 +47,7 @@ internal sealed class ChildCluster : IChannelHandler
     private long _connections;
     private int _endBy; // the signal Worker.Kill sent, which this worker then lets end it
     private PosixSignalRegistration[] _signals = []; // held: a registration the GC collects stops handling its signal
+    private Metrics.MeterCollector? _meters; // under herd run --metrics only: a worker without it pays nothing
 
     private ChildCluster(int id, int slot, SafeFdHandle channelFd)
     {
@@ -125,6 +126,7 @@ internal sealed class ChildCluster : IChannelHandler
         if (int.TryParse(killTimeoutText, System.Globalization.CultureInfo.InvariantCulture, out int killMs) && killMs >= 0)
             child.KillTimeout = TimeSpan.FromMilliseconds(killMs);
         if (waitReady) child.DeferReady(ReadyWaits.App);
+        if (Metrics.MeterCollector.Enabled) child._meters = new Metrics.MeterCollector(static meter => meter.Name != HerdMetrics.MeterName);
         child._channel.Start(child);
         child._signals = [.. new[] { PosixSignal.SIGTERM, PosixSignal.SIGINT }.Select(signal => PosixSignalRegistration.Create(signal, child.OnTerminationSignal))];
         child._channel.SendInternal(new InternalMessage { Act = Acts.Online });
@@ -388,6 +390,12 @@ internal sealed class ChildCluster : IChannelHandler
             {
                 Act = Acts.Heartbeat, Requests = Interlocked.Read(ref child._requestsServed), Connections = Interlocked.Read(ref child._connections),
             }), this, preferLocal: false);
+            return;
+        }
+        if (message.Act == Acts.Metrics)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(static state => state.Child._channel.SendInternal(MetricsReply.To(state.Seq, state.Child._meters)),
+                (Child: this, message.Seq), preferLocal: false);
             return;
         }
         HerdLog.DroppedMessage(Cluster.Logger, "the primary", $"an unknown act '{message.Act}'");

@@ -57,6 +57,12 @@ internal static class Acts
     public const string Sticky = "sticky";
     /// <summary>Herd's own act, primary to worker: you are (<c>leader</c> true) or are no longer the one worker that runs one-worker jobs.</summary>
     public const string Leader = "leader";
+
+    /// <summary>
+    /// Herd's own act, both ways, under <c>herd run --metrics</c>: the primary asks (<c>seq</c>), the worker answers
+    /// (<c>ack</c>) with its meters' state (<c>metrics</c>) from its thread pool.
+    /// </summary>
+    public const string Metrics = "metrics";
 }
 
 /// <summary>
@@ -99,6 +105,9 @@ internal sealed class InternalMessage
     public string? Token { get; set; }
     // leader
     public bool Leader { get; set; }
+
+    // metrics answers: the worker's meters
+    public Herd.Metrics.MetricFamily[]? Metrics { get; set; }
 }
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,

@@ -34,6 +34,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
     private readonly ConnectionCounters _connections = new();
     private readonly StickyRouter _tokens = new();
     private readonly Leadership _leadership = new();
+    internal Metrics.MetricsPoll MetricsPoll { get; } = new();
     private ClusterSettings _settings;
     private SchedulingPolicy _policy = PolicyFromEnvironment();
     private bool _policyChosen = Environment.GetEnvironmentVariable(PolicyVariable) is not null;
@@ -452,6 +453,9 @@ public sealed class ClusterPrimary : IAsyncDisposable
             case Acts.Sticky when message.Token is { } token:
                 _tokens.Add(token, worker);
                 worker.Channel.SendInternal(new InternalMessage { Ack = message.Seq });
+                break;
+            case Acts.Metrics:
+                MetricsPoll.Answer(worker, message);
                 break;
             default:
                 HerdLog.DroppedMessage(Cluster.Logger, worker.ToString(), $"an unknown or incomplete act '{message.Act}'");
