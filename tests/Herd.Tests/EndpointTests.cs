@@ -94,6 +94,51 @@ public sealed class EndpointTests
         return pids;
     }
 
+    // Issue 12 item 7: gRPC (HTTP/2) through Grpc.Net.Client, unary and server streaming, over h2c and over TLS, for an
+    // app that knows nothing of Herd. A channel is one connection: new channels land on both workers.
+    [Fact]
+    public async Task A_grpc_app_serves_unary_and_streaming_calls_from_both_workers_over_h2c_and_tls()
+    {
+        var certificate = Path.GetTempFileName();
+        using var cert = SelfSigned();
+        await File.WriteAllBytesAsync(certificate, cert.Export(X509ContentType.Pfx, "pw"));
+        int h2c = Ports.Free(), tls = Ports.Free();
+        try
+        {
+            await using var herd = await CliTests.HerdRun.StartAsync(2, null, _ => ["dotnet", TestCluster.GrpcAppDll],
+                ("Kestrel__Endpoints__Plain__Url", $"http://127.0.0.1:{h2c}"), ("Kestrel__Endpoints__Plain__Protocols", "Http2"),
+                ("Kestrel__Endpoints__Secure__Url", $"https://127.0.0.1:{tls}"),
+                ("Kestrel__Certificates__Default__Path", certificate), ("Kestrel__Certificates__Default__Password", "pw"));
+            var workers = (await herd.LsAsync()).ToHashSet();
+            foreach (var (address, handler) in new (string, Func<SocketsHttpHandler>)[]
+            {
+                ($"http://127.0.0.1:{h2c}", () => new SocketsHttpHandler()),
+                ($"https://127.0.0.1:{tls}", () => Trusting(cert)),
+            })
+            {
+                var pids = new HashSet<int>();
+                var clock = Stopwatch.StartNew();
+                while (!pids.SetEquals(workers) && clock.Elapsed < TestCluster.Timeout)
+                {
+                    using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(address, new Grpc.Net.Client.GrpcChannelOptions { HttpHandler = handler() });
+                    var calls = channel.CreateCallInvoker();
+                    var deadline = new Grpc.Core.CallOptions(deadline: DateTime.UtcNow + TestCluster.Timeout);
+                    int pid = int.Parse(await calls.AsyncUnaryCall(Herd.GrpcApp.PidService.UnaryMethod, null, deadline, "pid"), CultureInfo.InvariantCulture);
+                    using var stream = calls.AsyncServerStreamingCall(Herd.GrpcApp.PidService.CountMethod, null, deadline, "3");
+                    var streamed = new List<string>();
+                    while (await stream.ResponseStream.MoveNext(CancellationToken.None)) streamed.Add(stream.ResponseStream.Current);
+                    Assert.Equal(Enumerable.Repeat(pid.ToString(CultureInfo.InvariantCulture), 3), streamed); // one connection, one worker
+                    pids.Add(pid);
+                }
+                Assert.Equal(workers, pids);
+            }
+        }
+        finally
+        {
+            File.Delete(certificate);
+        }
+    }
+
     private static SocketsHttpHandler Trusting(X509Certificate2 cert) => new()
     {
         SslOptions = new SslClientAuthenticationOptions { RemoteCertificateValidationCallback = (_, presented, _, _) => presented?.GetCertHashString() == cert.GetCertHashString() },

@@ -29,6 +29,9 @@ internal sealed class TestCluster : IAsyncDisposable
     /// <summary>samples/Chat, the SignalR chat sample.</summary>
     public static string ChatDll { get; } = Built("ChatDll");
 
+    /// <summary>tests/Herd.GrpcApp, a gRPC app that knows nothing of Herd.</summary>
+    public static string GrpcAppDll { get; } = Built("GrpcAppDll");
+
     /// <summary>The herd command line tool.</summary>
     public static string HerdCliDll { get; } = Built("HerdCliDll");
 
