@@ -29,6 +29,9 @@ public sealed class HostileClientTests(ITestOutputHelper output)
         try
         {
             await sample.ConnectAsync(idle, count);
+            // A worker still taking its share of the idle connections has no room, and round robin rightly passes it
+            // over: the ordinary requests start once every idle connection is in a worker's hands.
+            if (policy == SchedulingPolicy.RoundRobin) await sample.HandedAsync(count);
             var traffic = await Ordinary.RunAsync(sample, OrdinaryRequests);
             // Only now does each idle connection speak: answered by a worker, it was handed over and kept open.
             var holders = await Task.WhenAll(idle.Select(socket => RawHttp.FinishAsync(socket, RawHttp.GetPid)));
@@ -181,6 +184,10 @@ public sealed class HostileClientTests(ITestOutputHelper output)
                 await socket.ConnectAsync(EndPoint, deadline.Token);
             }
         }
+
+        /// <summary>Waits until the primary's workers have taken <paramref name="count"/> connections.</summary>
+        public Task HandedAsync(int count) =>
+            TestCluster.UntilAsync(() => _cluster.Primary.Connections.Handed >= count, $"{count} connections handed to the workers");
 
         /// <summary>Every pid is one of the workers'; with round robin, which deals connections in turn, both appear.</summary>
         public void AssertServedBy(IEnumerable<int> pids, string what)
