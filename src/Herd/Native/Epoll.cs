@@ -59,7 +59,7 @@ internal sealed class EventFd : IDisposable
 
     public SafeFdHandle Handle { get; }
 
-    /// <summary>Makes it readable (and keeps it so: nobody reads it back).</summary>
+    /// <summary>Makes it readable, until <see cref="Reset"/>.</summary>
     public void Signal()
     {
         bool added = false;
@@ -76,6 +76,13 @@ internal sealed class EventFd : IDisposable
         {
             if (added) Handle.DangerousRelease();
         }
+    }
+
+    /// <summary>Makes it unreadable again (the waiter's side, once woken).</summary>
+    public unsafe void Reset()
+    {
+        ulong ignored;
+        Libc.EventFdRead(Handle.Fd, &ignored);
     }
 
     public void Dispose() => Handle.Dispose();

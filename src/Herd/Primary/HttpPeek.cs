@@ -38,7 +38,7 @@ internal sealed class HttpPeek : IDisposable
     private static readonly long PartialRecheck = Stopwatch.Frequency / 200;
 
     private readonly ConcurrentQueue<(SafeFdHandle Connection, ulong? Source)> _incoming = new();
-    private readonly SafeFdHandle _wake;
+    private readonly EventFd _wake;
     private readonly Action<SafeFdHandle, ulong?, Peeked, string?> _done;
     private readonly Lock _gate = new(); // Add against Dispose: nothing is queued once the thread may have drained the queue
     private volatile bool _closed;
@@ -51,8 +51,7 @@ internal sealed class HttpPeek : IDisposable
     public HttpPeek(string name, Action<SafeFdHandle, ulong?, Peeked, string?> done)
     {
         _done = done;
-        _wake = new SafeFdHandle(Libc.EventFd(0, Libc.EFD_CLOEXEC));
-        if (_wake.IsInvalid) throw Fd.LastError("eventfd");
+        _wake = new EventFd();
         new Thread(Loop) { IsBackground = true, Name = $"herd peek {name}" }.Start();
     }
 
@@ -63,7 +62,7 @@ internal sealed class HttpPeek : IDisposable
             if (!_closed)
             {
                 _incoming.Enqueue((connection, source));
-                Libc.EventFdWrite(_wake.Fd, 1);
+                _wake.Signal();
                 return;
             }
         }
@@ -77,7 +76,7 @@ internal sealed class HttpPeek : IDisposable
         {
             if (_closed) return;
             _closed = true;
-            Libc.EventFdWrite(_wake.Fd, 1);
+            _wake.Signal();
         }
     }
 
@@ -100,15 +99,11 @@ internal sealed class HttpPeek : IDisposable
                 wakeAt = Math.Min(wakeAt, Math.Min(entry.Deadline, entry.RecheckAt > now ? entry.RecheckAt : long.MaxValue));
             }
             if (fds.Length < polled.Count + 1) fds = new Libc.PollFd[Math.Max(fds.Length * 2, polled.Count + 1)];
-            fds[0] = new Libc.PollFd { Fd = _wake.Fd, Events = Libc.POLLIN };
+            fds[0] = new Libc.PollFd { Fd = _wake.Handle.Fd, Events = Libc.POLLIN };
             for (int i = 0; i < polled.Count; i++) fds[i + 1] = new Libc.PollFd { Fd = peeking[polled[i]].Connection.Fd, Events = Libc.POLLIN };
             int timeout = wakeAt == long.MaxValue ? -1 : (int)Math.Clamp((wakeAt - now) * 1000 / Stopwatch.Frequency + 1, 0, int.MaxValue);
             fixed (Libc.PollFd* pointer = fds) Libc.Poll(pointer, (nuint)(polled.Count + 1), timeout);
-            if (fds[0].Revents != 0)
-            {
-                ulong ignored;
-                Libc.EventFdRead(_wake.Fd, &ignored);
-            }
+            if (fds[0].Revents != 0) _wake.Reset();
             now = Stopwatch.GetTimestamp();
             var finished = new HashSet<int>();
             for (int i = 0; i < polled.Count; i++)

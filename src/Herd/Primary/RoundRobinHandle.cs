@@ -44,7 +44,7 @@ internal sealed class RoundRobinHandle : ServerHandle
     private readonly Queue<Pending> _pending = new();
     private readonly Dictionary<uint, InFlight> _inFlight = [];
     private readonly object _room = new();
-    private readonly SafeFdHandle? _wake;
+    private readonly EventFd? _wake;
     private readonly TaskCompletionSource _acceptEnded = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _settled = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private bool _acceptStopped;
@@ -84,8 +84,7 @@ internal sealed class RoundRobinHandle : ServerHandle
         // socket's, and that process accepts this way too), and the accept thread waits for readiness or a wake-up.
         _listener.Blocking = false;
         _local = ListeningAddress.Of(_listener.LocalEndPoint!, udp: false);
-        _wake = new SafeFdHandle(Libc.EventFd(0, Libc.EFD_CLOEXEC));
-        if (_wake.IsInvalid) throw Fd.LastError("eventfd");
+        _wake = new EventFd();
         new Thread(AcceptLoop) { IsBackground = true, Name = $"herd accept {key}" }.Start();
     }
 
@@ -275,14 +274,13 @@ internal sealed class RoundRobinHandle : ServerHandle
     {
         var fds = stackalloc Libc.PollFd[2];
         fds[0] = new Libc.PollFd { Fd = listener, Events = Libc.POLLIN };
-        fds[1] = new Libc.PollFd { Fd = _wake!.Fd, Events = Libc.POLLIN };
+        fds[1] = new Libc.PollFd { Fd = _wake!.Handle.Fd, Events = Libc.POLLIN };
         Libc.Poll(fds, 2, -1);
     }
 
-    // Under _gate, so that the accept thread cannot have closed the eventfd meanwhile.
     private void Wake()
     {
-        if (_wake is { IsClosed: false }) Libc.EventFdWrite(_wake.Fd, 1);
+        _wake?.Signal(); // a no-op once the accept thread has left and closed it
         MakeRoom();
     }
 
