@@ -151,7 +151,8 @@ internal sealed class RunCommand
         if (!failure.Connected && _primary.Settings.PassedSockets is null)
             lines.Add("If the app itself did not fail (see its last lines), herd could not cluster it: the startup hook that makes it a herd worker did not load. "
                 + "Run a .NET app as `herd run -- dotnet App.dll` (not `dotnet run`, a script or another runtime), publish it with StartupHookSupport=true "
-                + "(trimmed and AOT builds turn it off), or call UseHerd() in it.");
+                + "(trimmed and AOT builds turn it off), or call UseHerd() in it. A server in another language gets the port from herd instead: "
+                + "`herd run --socket tcp://HOST:PORT -- <command>` hands it the listening socket as fd 3 (LISTEN_FDS).");
         if (await _logs.LastLinesAsync(failure.Worker.Id, 10) is { Count: > 0 } last)
         {
             lines.Add($"Its last lines:");
