@@ -22,7 +22,7 @@ internal sealed class ConnectionCounters
     private long _retried;
     private long _refused;
 
-    public void Accepted() => Interlocked.Increment(ref _accepted);
+    public void Accepted(int count = 1) => Interlocked.Add(ref _accepted, count);
 
     public void Handed() => Interlocked.Increment(ref _handed);
 

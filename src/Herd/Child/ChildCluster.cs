@@ -332,11 +332,15 @@ internal sealed class ChildCluster : IChannelHandler
         switch (kind)
         {
             case FrameKind.NewConn:
-                if (!NewConn.TryRead(frame, out var newConn) || fds.Take() is not { } fd) return "a newconn frame without its connection";
-                if (!_roundRobin.TryGetValue(newConn.HandleId, out var listener) || !listener.Offer(newConn.ConnectionId, fd))
+                if (!NewConn.TryRead(frame, out var newConn) || fds.Count != newConn.Count) return "a newconn frame without its connections";
+                _roundRobin.TryGetValue(newConn.HandleId, out var listener);
+                for (uint i = 0; i < newConn.Count; i++)
                 {
+                    var fd = fds.Take()!;
+                    uint id = newConn.FirstConnectionId + i;
+                    if (listener is not null && listener.Offer(id, fd)) continue;
                     fd.Dispose();
-                    SendAccepted(newConn.HandleId, newConn.ConnectionId, false);
+                    SendAccepted(newConn.HandleId, id, false);
                 }
                 return null;
             case FrameKind.Internal:

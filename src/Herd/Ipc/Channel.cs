@@ -32,7 +32,8 @@ internal sealed class Channel : IDisposable
     internal const int MaxFrame = 16 * 1024 * 1024;
 
     private const byte More = 0x80;
-    private const int MaxFdsPerFrame = 16;
+    /// <summary>Most fds one frame may carry.</summary>
+    internal const int MaxFdsPerFrame = 16;
 
     private readonly SafeFdHandle _handle;
     private readonly int _fd;
@@ -61,13 +62,18 @@ internal sealed class Channel : IDisposable
     }
 
     /// <summary>Sends one frame (<c>frame[0]</c> is its kind), with an optional fd. False when the channel is closed.</summary>
-    public bool Send(ReadOnlySpan<byte> frame, SafeHandle? fd = null)
+    public bool Send(ReadOnlySpan<byte> frame, SafeHandle? fd = null) =>
+        fd is null ? Send(frame, ReadOnlySpan<SafeHandle>.Empty) : Send(frame, new ReadOnlySpan<SafeHandle>(in fd));
+
+    /// <summary>Sends one frame with up to <see cref="MaxFdsPerFrame"/> fds, in order. False when the channel is closed.</summary>
+    public bool Send(ReadOnlySpan<byte> frame, ReadOnlySpan<SafeHandle> fds)
     {
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(fds.Length, MaxFdsPerFrame);
         lock (_sendLock)
         {
             if (_closed) return false;
             if (frame.Length <= MaxRecord)
-                return SendRecord(frame, fd);
+                return SendRecord(frame, fds);
             byte kind = frame[0];
             var rest = frame[1..];
             var record = ArrayPool<byte>.Shared.Rent(MaxRecord);
@@ -79,7 +85,7 @@ internal sealed class Channel : IDisposable
                     bool last = take == rest.Length;
                     record[0] = last ? kind : (byte)(kind | More);
                     rest[..take].CopyTo(record.AsSpan(1));
-                    if (!SendRecord(record.AsSpan(0, take + 1), last ? fd : null)) return false;
+                    if (!SendRecord(record.AsSpan(0, take + 1), last ? fds : default)) return false;
                     rest = rest[take..];
                 }
                 return true;
@@ -92,11 +98,11 @@ internal sealed class Channel : IDisposable
     }
 
     // Under _sendLock.
-    private bool SendRecord(ReadOnlySpan<byte> record, SafeHandle? fd)
+    private bool SendRecord(ReadOnlySpan<byte> record, ReadOnlySpan<SafeHandle> fds)
     {
         if (_backlog is null)
         {
-            int result = SendNow(record, fd);
+            int result = SendNow(record, fds);
             if (result >= 0) return true;
             if (result != -Libc.EAGAIN)
             {
@@ -106,27 +112,38 @@ internal sealed class Channel : IDisposable
             _backlog = new Queue<Outgoing>();
             Task.Factory.StartNew(Drain, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         }
-        _backlog.Enqueue(Outgoing.Create(record, fd));
+        _backlog.Enqueue(Outgoing.Create(record, fds));
         return true;
     }
 
-    private int SendNow(ReadOnlySpan<byte> record, SafeHandle? fd)
+    private int SendNow(ReadOnlySpan<byte> record, ReadOnlySpan<SafeHandle> fds)
     {
-        if (fd is null) return ScmRights.Send(_fd, record, default);
-        bool added = false;
+        if (fds.IsEmpty) return ScmRights.Send(_fd, record, default);
+        Span<int> raw = stackalloc int[MaxFdsPerFrame];
+        Span<bool> held = stackalloc bool[MaxFdsPerFrame];
+        int count = 0;
         try
         {
-            fd.DangerousAddRef(ref added);
-            int raw = (int)fd.DangerousGetHandle();
-            return ScmRights.Send(_fd, record, new ReadOnlySpan<int>(in raw));
-        }
-        catch (ObjectDisposedException)
-        {
-            return ScmRights.Send(_fd, record, default); // the fd's owner closed it first: deliver the message without it
+            for (int i = 0; i < fds.Length; i++)
+            {
+                try
+                {
+                    fds[i].DangerousAddRef(ref held[i]);
+                }
+                catch (ObjectDisposedException)
+                {
+                    continue; // the fd's owner closed it first: deliver the message without it
+                }
+                raw[count++] = (int)fds[i].DangerousGetHandle();
+            }
+            return ScmRights.Send(_fd, record, raw[..count]);
         }
         finally
         {
-            if (added) fd.DangerousRelease();
+            for (int i = 0; i < fds.Length; i++)
+            {
+                if (held[i]) fds[i].DangerousRelease();
+            }
         }
     }
 
@@ -140,7 +157,7 @@ internal sealed class Channel : IDisposable
                 if (_closed) return;
                 while (_backlog!.TryPeek(out var next))
                 {
-                    int result = SendNow(next.Record, next.Fd);
+                    int result = SendNow(next.Record, next.Fds);
                     if (result == -Libc.EAGAIN) break;
                     _backlog.Dequeue().Release();
                     if (result < 0)
@@ -261,16 +278,31 @@ internal sealed class Channel : IDisposable
         _handle.Dispose();
     }
 
-    private readonly record struct Outgoing(byte[] Record, SafeHandle? Fd)
+    private readonly record struct Outgoing(byte[] Record, SafeHandle[] Fds)
     {
-        public static Outgoing Create(ReadOnlySpan<byte> record, SafeHandle? fd)
+        public static Outgoing Create(ReadOnlySpan<byte> record, ReadOnlySpan<SafeHandle> fds)
         {
-            bool added = false;
-            fd?.DangerousAddRef(ref added);
-            return new Outgoing(record.ToArray(), added ? fd : null);
+            var held = new List<SafeHandle>(fds.Length);
+            foreach (var fd in fds)
+            {
+                bool added = false;
+                try
+                {
+                    fd.DangerousAddRef(ref added);
+                }
+                catch (ObjectDisposedException)
+                {
+                    // closed by its owner first: it is sent without it, as SendNow does
+                }
+                if (added) held.Add(fd);
+            }
+            return new Outgoing(record.ToArray(), [.. held]);
         }
 
-        public void Release() => Fd?.DangerousRelease();
+        public void Release()
+        {
+            foreach (var fd in Fds) fd.DangerousRelease();
+        }
     }
 }
 

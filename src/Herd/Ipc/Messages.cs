@@ -12,10 +12,10 @@ internal enum FrameKind : byte
     /// <summary>A user message: UTF-8 JSON, optionally with one fd.</summary>
     User = 2,
 
-    /// <summary>Primary to worker: one accepted connection (binary <see cref="NewConn"/>, one fd).</summary>
+    /// <summary>Primary to worker: accepted connections (binary <see cref="NewConn"/>, one fd each).</summary>
     NewConn = 3,
 
-    /// <summary>Worker to primary: the answer to a <see cref="NewConn"/> (binary <see cref="Accepted"/>).</summary>
+    /// <summary>Worker to primary: the answer for one connection of a <see cref="NewConn"/> (binary <see cref="Accepted"/>).</summary>
     Accepted = 4,
 
     /// <summary>Worker to primary, under least-busy dispatch: how busy the worker is (binary <see cref="Ipc.Load"/>).</summary>
@@ -115,23 +115,30 @@ internal sealed class InternalMessage
 [JsonSerializable(typeof(InternalMessage))]
 internal sealed partial class IpcJsonContext : JsonSerializerContext;
 
-/// <summary>newconn: [kind][handle id][connection id], with the connection's fd attached.</summary>
-internal readonly record struct NewConn(int HandleId, uint ConnectionId)
+/// <summary>
+/// newconn: [kind][handle id][first connection id][count], with the count connections' fds attached in order; their
+/// ids run on from the first. One frame carries what the primary took for one worker in one wake-up: one sendmsg and
+/// one wake-up of the worker's channel for up to <see cref="MaxCount"/> connections.
+/// </summary>
+internal readonly record struct NewConn(int HandleId, uint FirstConnectionId, int Count)
 {
-    public const int Size = 9;
+    public const int Size = 10;
+
+    public const int MaxCount = Channel.MaxFdsPerFrame;
 
     public void Write(Span<byte> buffer)
     {
         buffer[0] = (byte)FrameKind.NewConn;
         BinaryPrimitives.WriteInt32LittleEndian(buffer[1..], HandleId);
-        BinaryPrimitives.WriteUInt32LittleEndian(buffer[5..], ConnectionId);
+        BinaryPrimitives.WriteUInt32LittleEndian(buffer[5..], FirstConnectionId);
+        buffer[9] = (byte)Count;
     }
 
     public static bool TryRead(ReadOnlySpan<byte> frame, out NewConn value)
     {
         value = default;
-        if (frame.Length != Size) return false;
-        value = new NewConn(BinaryPrimitives.ReadInt32LittleEndian(frame[1..]), BinaryPrimitives.ReadUInt32LittleEndian(frame[5..]));
+        if (frame.Length != Size || frame[9] is 0 or > MaxCount) return false;
+        value = new NewConn(BinaryPrimitives.ReadInt32LittleEndian(frame[1..]), BinaryPrimitives.ReadUInt32LittleEndian(frame[5..]), frame[9]);
         return true;
     }
 }
@@ -143,8 +150,9 @@ internal readonly record struct Accepted(int HandleId, uint ConnectionId, bool O
 
     public void Write(Span<byte> buffer)
     {
-        new NewConn(HandleId, ConnectionId).Write(buffer);
         buffer[0] = (byte)FrameKind.Accepted;
+        BinaryPrimitives.WriteInt32LittleEndian(buffer[1..], HandleId);
+        BinaryPrimitives.WriteUInt32LittleEndian(buffer[5..], ConnectionId);
         buffer[9] = Ok ? (byte)1 : (byte)0;
     }
 

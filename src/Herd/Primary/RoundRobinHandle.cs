@@ -28,6 +28,10 @@ internal sealed class RoundRobinHandle : ServerHandle
     // waits and the kernel's backlog queues the rest: the primary's fds stay bounded under any flood.
     internal const int MaxQueued = 4096;
 
+    // Connections taken in one wake-up before any goes out: each worker gets its share in one frame. Small, because the
+    // first waits for the last: at a few µs an accept4, 16 add well under a millisecond.
+    private const int AcceptBatch = NewConn.MaxCount;
+
     private readonly Socket? _listener;
     private readonly ListeningAddress? _local;
     private readonly SocketError _error;
@@ -43,6 +47,7 @@ internal sealed class RoundRobinHandle : ServerHandle
     private readonly Queue<Pending> _retry = new();
     private readonly Queue<Pending> _pending = new();
     private readonly Dictionary<uint, InFlight> _inFlight = [];
+    private readonly SafeHandle[] _fds = new SafeHandle[NewConn.MaxCount]; // Hand's, under _gate
     private readonly object _room = new();
     private readonly EventFd? _wake;
     private readonly TaskCompletionSource _acceptEnded = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -222,36 +227,31 @@ internal sealed class RoundRobinHandle : ServerHandle
         var firstBytes = _peek is null ? null : new byte[HttpPeek.Limit];
         try
         {
+            var taken = new Taken[AcceptBatch];
             while (!Volatile.Read(ref _closed) && !Volatile.Read(ref _acceptStopped))
             {
                 WaitForRoom();
-                uint length = Libc.SockaddrStorageSize;
-                int fd = Libc.Accept4(listener, _byAddress ? address : null, _byAddress ? &length : null, Libc.SOCK_CLOEXEC);
-                int errno = fd < 0 ? Marshal.GetLastPInvokeError() : 0;
-                if (fd >= 0)
+                int count = 0, errno = 0;
+                while (count < taken.Length)
                 {
-                    backoff.Succeeded();
+                    uint length = Libc.SockaddrStorageSize;
+                    int fd = Libc.Accept4(listener, _byAddress ? address : null, _byAddress ? &length : null, Libc.SOCK_CLOEXEC);
+                    if (fd < 0)
+                    {
+                        errno = Marshal.GetLastPInvokeError();
+                        break;
+                    }
                     var connection = new SafeFdHandle(fd);
-                    ulong? source = _byAddress ? SourceOf(address, length) : null;
                     // A request line that is there already (the common case) is read now, without blocking; only the rest
                     // waits for the peek thread.
                     var (found, token) = firstBytes is null ? (Peeked.Http, null) : HttpPeek.Examine(connection, firstBytes);
-                    _counters.Accepted();
-                    lock (_gate)
-                    {
-                        // Closed, no worker is left for it; handed over (StopAcceptingAsync), it still goes to one of ours.
-                        if (_closed)
-                        {
-                            connection.Dispose();
-                            _counters.Refused();
-                            return;
-                        }
-                        if (found is { } now) Enqueue(connection, source, now, token);
-                        else _peeking++;
-                        if (Waiting >= MaxQueued) Volatile.Write(ref _full, true);
-                    }
-                    if (found is null) _peek!.Add(connection, source);
-                    continue;
+                    taken[count++] = new Taken(connection, _byAddress ? SourceOf(address, length) : null, found, token);
+                }
+                if (count > 0)
+                {
+                    backoff.Succeeded();
+                    if (!Dispatch(taken.AsSpan(0, count))) return;
+                    if (count == taken.Length) continue;
                 }
                 if (errno == Libc.EAGAIN) WaitReadable(listener);
                 else if (errno is Libc.EINVAL or Libc.EBADF) return;
@@ -267,6 +267,41 @@ internal sealed class RoundRobinHandle : ServerHandle
             }
             _acceptEnded.SetResult();
         }
+    }
+
+    // On the accept thread: what one wake-up took goes to the workers under one lock, in as few frames as there are
+    // workers. False when the handle closed: no worker is left for them. Handed over (StopAcceptingAsync), they still
+    // go to one of ours.
+    private bool Dispatch(Span<Taken> taken)
+    {
+        _counters.Accepted(taken.Length);
+        int peeking = 0;
+        lock (_gate)
+        {
+            if (_closed)
+            {
+                foreach (var connection in taken) connection.Connection.Dispose();
+                _counters.Refused(taken.Length);
+                return false;
+            }
+            foreach (var (connection, source, found, token) in taken)
+            {
+                if (found is { } now) Enqueue(connection, source, now, token);
+                else peeking++;
+            }
+            _peeking += peeking;
+            Pump();
+            if (Waiting >= MaxQueued) Volatile.Write(ref _full, true);
+        }
+        if (peeking > 0)
+        {
+            foreach (var (connection, source, found, _) in taken)
+            {
+                if (found is null) _peek!.Add(connection, source);
+            }
+        }
+        taken.Clear();
+        return true;
     }
 
     // Until a connection waits (for us, or for whoever else accepts on the socket) or Wake is called.
@@ -312,6 +347,7 @@ internal sealed class RoundRobinHandle : ServerHandle
                 return;
             }
             Enqueue(connection, source, found, token);
+            Pump();
         }
     }
 
@@ -322,25 +358,28 @@ internal sealed class RoundRobinHandle : ServerHandle
     {
         var owner = found == Peeked.Token ? _tokens!.Find(token!) : null;
         _pending.Enqueue(new Pending(connection, owner, _peek is null || found is Peeked.Other or Peeked.Silent ? source : null));
-        Pump();
     }
 
     // Under _gate: hand queued connections to workers with room: to the worker they belong to, else in turn or to the
     // least busy. One whose worker has no room waits parked for it, and the others go on.
     private void Pump()
     {
-        Span<byte> frame = stackalloc byte[NewConn.Size];
-        for (int i = 0; i < _members.Count; i++)
+        do Assign();
+        while (!Flush()); // a worker's channel closed under us: what it held is queued again, for the others
+        if (_full && Waiting < MaxQueued) MakeRoom();
+        CheckSettled();
+    }
+
+    // Under _gate: gives each waiting connection a member with room, into its batch.
+    private void Assign()
+    {
+        foreach (var member in _members)
         {
-            var member = _members[i];
             while (member.Parked.Count > 0 && HasRoom(member))
             {
                 _parked--;
-                if (!Hand(member, member.Parked.Dequeue(), frame))
-                {
-                    i = -1; // the members changed: from the start
-                    break;
-                }
+                member.Batch.Add(member.Parked.Dequeue());
+                member.InFlight++;
             }
         }
         while (_retry.Count + _pending.Count > 0)
@@ -352,7 +391,8 @@ internal sealed class RoundRobinHandle : ServerHandle
             else _pending.Dequeue();
             if (HasRoom(member))
             {
-                Hand(member, next, frame);
+                member.Batch.Add(next);
+                member.InFlight++;
             }
             else
             {
@@ -360,8 +400,44 @@ internal sealed class RoundRobinHandle : ServerHandle
                 _parked++;
             }
         }
-        if (_full && Waiting < MaxQueued) MakeRoom();
-        CheckSettled();
+    }
+
+    // Under _gate: sends each member its batch, up to NewConn.MaxCount connections a frame. False when a worker's
+    // channel closed under us: it is gone, and so is anything it held but never took.
+    private bool Flush()
+    {
+        foreach (var member in _members)
+        {
+            var batch = member.Batch;
+            for (int sent = 0; sent < batch.Count; sent += NewConn.MaxCount)
+            {
+                int count = Math.Min(NewConn.MaxCount, batch.Count - sent);
+                if (Hand(member, CollectionsMarshal.AsSpan(batch).Slice(sent, count))) continue;
+                batch.RemoveRange(0, sent + count); // the rest of it: back in the queue with what the worker held
+                foreach (var connection in batch) Requeue(connection);
+                batch.Clear();
+                Deactivate(member, died: true);
+                RequeueHeldBy(member.Worker);
+                return false;
+            }
+            batch.Clear();
+        }
+        return true;
+    }
+
+    // Under _gate: one newconn frame; the connections are in flight, numbered on from the last.
+    private bool Hand(Member member, ReadOnlySpan<Pending> connections)
+    {
+        Span<byte> frame = stackalloc byte[NewConn.Size];
+        new NewConn(Id, _lastConnectionId + 1, connections.Length).Write(frame);
+        for (int i = 0; i < connections.Length; i++)
+        {
+            _inFlight.Add(++_lastConnectionId, new InFlight(member, connections[i]));
+            _fds[i] = connections[i].Connection;
+        }
+        bool sent = member.Worker.Channel.Send(frame, _fds.AsSpan(0, connections.Length));
+        _fds.AsSpan(0, connections.Length).Clear();
+        return sent;
     }
 
     // Under _gate: after StopAcceptingAsync, every connection accepted has gone to a worker, or was refused.
@@ -371,21 +447,6 @@ internal sealed class RoundRobinHandle : ServerHandle
     }
 
     private static bool HasRoom(Member member) => member.InFlight < Window && member.Worker.Ready.IsCompleted;
-
-    // Under _gate. False when the worker's channel closed under us: it is gone, and so is anything it held but never took.
-    private bool Hand(Member member, Pending connection, Span<byte> frame)
-    {
-        uint id = ++_lastConnectionId;
-        _inFlight.Add(id, new InFlight(member, connection));
-        member.InFlight++;
-        new NewConn(Id, id).Write(frame);
-        if (member.Worker.Channel.Send(frame, connection.Connection)) return true;
-        _inFlight.Remove(id);
-        Requeue(connection);
-        Deactivate(member, died: true);
-        RequeueHeldBy(member.Worker);
-        return false;
-    }
 
     // Under _gate: the ready worker a connection belongs to, if any: its token's, else the one its source address ranks
     // highest (rendezvous hashing: a worker that comes or goes moves only the addresses it wins or held).
@@ -556,10 +617,14 @@ internal sealed class RoundRobinHandle : ServerHandle
         public int InFlight { get; set; }
         public long Dispatched { get; set; }
         public Queue<Pending> Parked { get; } = new();
+        public List<Pending> Batch { get; } = [];
     }
 
     /// <summary>A connection on its way, with the worker it belongs to (by its token) or the hash of its source address, if known.</summary>
     private readonly record struct Pending(SafeFdHandle Connection, Worker? Owner, ulong? Source);
 
     private readonly record struct InFlight(Member Member, Pending Connection);
+
+    /// <summary>A connection the accept thread took, with what it knows of it so far.</summary>
+    private readonly record struct Taken(SafeFdHandle Connection, ulong? Source, Peeked? Found, string? Token);
 }
