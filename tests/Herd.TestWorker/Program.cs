@@ -84,6 +84,7 @@ namespace Herd.TestWorker
                             cmd = "env", id = Environment.GetEnvironmentVariable("HERD_UNIQUE_ID"), channel = Environment.GetEnvironmentVariable("HERD_CHANNEL_FD"),
                             custom = Environment.GetEnvironmentVariable("HERD_TEST_VAR"), cwd = Environment.CurrentDirectory, args, inheritable = InheritableFds(),
                             slot = Cluster.Worker.Slot, instance = Environment.GetEnvironmentVariable("HERD_APP_INSTANCE"),
+                            spin = Environment.GetEnvironmentVariable("DOTNET_ThreadPool_UnfairSemaphoreSpinLimit"),
                         });
                         break;
                     case "grandchild":

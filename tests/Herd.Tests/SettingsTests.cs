@@ -23,6 +23,19 @@ public sealed class SettingsTests
     }
 
     [Fact]
+    public async Task A_worker_starts_with_the_thread_pool_not_spinning_unless_its_environment_says_otherwise()
+    {
+        await using var cluster = new TestCluster(["serve"]);
+        const string Spin = "DOTNET_ThreadPool_UnfairSemaphoreSpinLimit";
+        foreach (var (env, expected) in new[] { (new Dictionary<string, string?>(), "0"), (new Dictionary<string, string?> { [Spin] = "70" }, "70") })
+        {
+            var (worker, _) = await cluster.ForkListeningAsync(env);
+            worker.Send(TestCluster.Json("""{"cmd":"env"}"""));
+            Assert.Equal(expected, (await cluster.NextMessageAsync(worker)).GetProperty("spin").GetString());
+        }
+    }
+
+    [Fact]
     public async Task SetupPrimary_settings_add_up_and_reach_the_worker()
     {
         var cwd = Directory.CreateTempSubdirectory("herd-cwd-");

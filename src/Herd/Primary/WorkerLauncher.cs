@@ -24,6 +24,7 @@ internal static class WorkerLauncher
         var environment = Spawn.CurrentEnvironment();
         Apply(environment, settings.Environment);
         Apply(environment, env);
+        WorkerRuntime.ApplyDefaults(environment);
         environment[ChildCluster.IdVariable] = id.ToString(System.Globalization.CultureInfo.InvariantCulture);
         environment[ChildCluster.SlotVariable] = slot.ToString(System.Globalization.CultureInfo.InvariantCulture);
         string[] argv = [file, .. args];
