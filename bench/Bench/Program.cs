@@ -3,7 +3,8 @@ using Herd.Bench;
 
 return args switch
 {
-    ["handoff", "--seconds", var seconds] => await Handoff.RunAsync(int.Parse(seconds, System.Globalization.CultureInfo.InvariantCulture)),
+    ["handoff", "--seconds", var seconds, "--rounds", var rounds] =>
+        await Handoff.RunAsync(int.Parse(seconds, System.Globalization.CultureInfo.InvariantCulture), int.Parse(rounds, System.Globalization.CultureInfo.InvariantCulture)),
     ["handoff-worker"] => await Handoff.WorkerAsync(),
     ["report", var results, var output, var rounds, var seconds, var warm, var connections] => Report.Write(results, output, rounds, seconds, warm, connections),
     _ => Usage(),
@@ -11,6 +12,6 @@ return args switch
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Bench handoff --seconds S | report <results-dir> <output.md> <rounds> <seconds> <warm-up seconds> <connections>");
+    Console.Error.WriteLine("usage: Bench handoff --seconds S --rounds N | report <results-dir> <output.md> <rounds> <seconds> <warm-up seconds> <connections>");
     return 2;
 }
