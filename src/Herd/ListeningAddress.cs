@@ -3,21 +3,6 @@ using System.Net.Sockets;
 
 namespace Herd;
 
-/// <summary>The kind of address a server listens on (Node's <c>addressType</c>).</summary>
-public enum AddressType
-{
-    /// <summary>TCP over IPv4.</summary>
-    IPv4,
-    /// <summary>TCP over IPv6 (dual stack when bound to <c>::</c>).</summary>
-    IPv6,
-    /// <summary>A Unix domain socket path.</summary>
-    Unix,
-    /// <summary>UDP over IPv4.</summary>
-    Udp4,
-    /// <summary>UDP over IPv6.</summary>
-    Udp6,
-}
-
 /// <summary>Where a worker's server listens: the real address and port, so port 0 shows the port the kernel chose.</summary>
 /// <param name="AddressType">TCP, UDP or Unix, and the IP family.</param>
 /// <param name="Address">The IP address, or the socket path for <see cref="AddressType.Unix"/>.</param>

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Threading.Channels;
+using Herd.Supervision;
 
 namespace Herd;
 

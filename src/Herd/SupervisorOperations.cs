@@ -1,3 +1,5 @@
+using Herd.Supervision;
+
 namespace Herd;
 
 public sealed partial class Supervisor
