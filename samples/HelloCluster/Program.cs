@@ -54,7 +54,7 @@ static class Server
     public static async Task RunAsync(string[] args, int[] ports, Work work, TimeSpan? readyAfter)
     {
         var builder = WebApplication.CreateSlimBuilder(args);
-        builder.WebHost.UseHerd(args.Contains("--reuseport") ? new ListenOptions { ReusePort = true } : null);
+        builder.WebHost.UseHerd(args.Contains("--reuseport") ? new ClusterListenOptions { ReusePort = true } : null);
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         var app = builder.Build();
         if (readyAfter is { } warmup && Cluster.IsWorker)

@@ -13,11 +13,11 @@ namespace Herd.AspNetCore;
 internal sealed class HerdConnectionListenerFactory : IConnectionListenerFactory, IConnectionListenerFactorySelector, IDisposable
 {
     private readonly SocketConnectionContextFactory _connections;
-    private readonly ListenOptions _listenOptions;
+    private readonly ClusterListenOptions _listenOptions;
     private readonly WorkerDrain _drain;
     private readonly bool _noDelay;
 
-    public HerdConnectionListenerFactory(IOptions<SocketTransportOptions> transport, ILoggerFactory loggerFactory, WorkerDrain drain, IServiceProviderIsService services, ListenOptions? listenOptions)
+    public HerdConnectionListenerFactory(IOptions<SocketTransportOptions> transport, ILoggerFactory loggerFactory, WorkerDrain drain, IServiceProviderIsService services, ClusterListenOptions? listenOptions)
     {
         _drain = drain;
         var options = transport.Value;
@@ -31,7 +31,7 @@ internal sealed class HerdConnectionListenerFactory : IConnectionListenerFactory
             UnsafePreferInlineScheduling = options.UnsafePreferInlineScheduling,
         }, loggerFactory.CreateLogger("Herd.AspNetCore"));
         // SignalR keeps each connection in the worker that negotiated it: its clients must come back there.
-        _listenOptions = (listenOptions ?? new ListenOptions { Backlog = options.Backlog }) with { PrefersSticky = services.IsService(typeof(IHubProtocolResolver)) };
+        _listenOptions = (listenOptions ?? new ClusterListenOptions { Backlog = options.Backlog }) with { PrefersSticky = services.IsService(typeof(IHubProtocolResolver)) };
     }
 
     public bool CanBind(EndPoint endpoint) => endpoint is IPEndPoint or UnixDomainSocketEndPoint;

@@ -1,3 +1,4 @@
+using Herd;
 using Herd.AspNetCore;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
@@ -36,7 +37,7 @@ public static class HerdWebHostBuilderExtensions
     /// </remarks>
     /// <param name="builder">The app's web host.</param>
     /// <param name="options">How the endpoints listen (exclusive, reuse-port); by default shared through the primary, with Kestrel's backlog.</param>
-    public static IWebHostBuilder UseHerd(this IWebHostBuilder builder, Herd.ListenOptions? options = null)
+    public static IWebHostBuilder UseHerd(this IWebHostBuilder builder, ClusterListenOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(builder);
         if (!Herd.Cluster.IsWorker) return builder;

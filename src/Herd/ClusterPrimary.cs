@@ -252,9 +252,9 @@ public sealed class ClusterPrimary : IAsyncDisposable
     }
 
     /// <summary>The supervisor scaled a slot away: its reuse-port sockets close once its workers have let go of them.</summary>
-    internal void RetireSlot(int slot)
+    internal void RemoveSlot(int slot)
     {
-        lock (_gate) UpdateHandles(handle => handle.RetireSlot(slot));
+        lock (_gate) UpdateHandles(handle => handle.RemoveSlot(slot));
     }
 
     internal void BeginDisconnect(Worker worker)
@@ -507,13 +507,13 @@ public sealed class ClusterPrimary : IAsyncDisposable
         if (worker.ExitedAfterDisconnect == true)
         {
             // Node drops this query silently, leaving the worker's listen hanging; Herd answers.
-            reply.Errno = (int)SocketError.Shutdown;
+            reply.SocketError = SocketError.Shutdown;
             worker.Channel.SendInternal(reply);
             return;
         }
         if (!IsValid(query))
         {
-            reply.Errno = (int)SocketError.InvalidArgument;
+            reply.SocketError = SocketError.InvalidArgument;
             worker.Channel.SendInternal(reply);
             return;
         }
@@ -551,7 +551,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
                 _roundRobin.TryRemove(handle.Id, out _);
             }
         }
-        if (reply.Errno != 0) BindFailed?.Invoke(address.Port < 0 ? address.Address : address.Address.Contains(':', StringComparison.Ordinal) ? $"[{address.Address}]:{address.Port}" : $"{address.Address}:{address.Port}", (SocketError)reply.Errno);
+        if (reply.SocketError != SocketError.Success) BindFailed?.Invoke(address.Port < 0 ? address.Address : address.Address.Contains(':', StringComparison.Ordinal) ? $"[{address.Address}]:{address.Port}" : $"{address.Address}:{address.Port}", reply.SocketError);
     }
 
     private static bool IsValid(InternalMessage query) => query.AddressType switch

@@ -14,10 +14,10 @@ public static class ClusterSocket
 {
     /// <summary>Listens for TCP (IPv4 or IPv6; <c>::</c> is dual stack) or Unix domain socket connections.</summary>
     /// <exception cref="SocketException">Binding failed, here or in the primary: AddressAlreadyInUse, AccessDenied...</exception>
-    public static async ValueTask<ClusterListener> ListenAsync(EndPoint endPoint, ListenOptions? options = null, CancellationToken cancellationToken = default)
+    public static async ValueTask<ClusterListener> ListenAsync(EndPoint endPoint, ClusterListenOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(endPoint);
-        options ??= ListenOptions.Default;
+        options ??= ClusterListenOptions.Default;
         options.Validate();
         _ = AddressKey.Of(endPoint, udp: false); // rejects endpoints Herd cannot share, the same way in every role
         var child = Cluster.Child;
@@ -30,10 +30,10 @@ public static class ClusterSocket
 
     /// <summary>Binds a UDP socket. In a worker every worker shares the primary's socket, as in Node, or its slot's in reuse-port mode.</summary>
     /// <exception cref="SocketException">Binding failed, here or in the primary.</exception>
-    public static async ValueTask<Socket> BindUdpAsync(IPEndPoint endPoint, ListenOptions? options = null, CancellationToken cancellationToken = default)
+    public static async ValueTask<Socket> BindUdpAsync(IPEndPoint endPoint, ClusterListenOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(endPoint);
-        options ??= ListenOptions.Default;
+        options ??= ClusterListenOptions.Default;
         options.Validate();
         var child = Cluster.Child;
         if (child is not null && !options.Exclusive)

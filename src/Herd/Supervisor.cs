@@ -13,7 +13,7 @@ namespace Herd;
 /// <remarks>
 /// <para>
 /// Workers keep their slots (<see cref="Worker.Slot"/>): a restarted or reloaded worker's replacement takes its slot,
-/// scaling up adds the lowest free slots and scaling down retires the highest, whether their worker serves, waits out a
+/// scaling up adds the lowest free slots and scaling down removes the highest, whether their worker serves, waits out a
 /// restart's backoff or is errored. In reuse-port mode a slot is a listening socket that the primary keeps while its
 /// worker is replaced, so the connections queued in it wait for the replacement.
 /// </para>
@@ -153,9 +153,9 @@ public sealed partial class Supervisor : IAsyncDisposable
     }
 
     /// <summary>
-    /// Runs <paramref name="workers"/> workers from now on: forks the missing ones into the lowest free slots, or retires
-    /// the highest slots gracefully. A retired slot's reuse-port sockets close, which resets the connections queued in
-    /// them (see <see cref="ListenOptions.ReusePort"/>).
+    /// Runs <paramref name="workers"/> workers from now on: forks the missing ones into the lowest free slots, or removes
+    /// the highest slots, retiring their workers gracefully. A removed slot's reuse-port sockets close, which resets the connections queued in
+    /// them (see <see cref="ClusterListenOptions.ReusePort"/>).
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">Negative, or over <see cref="SupervisorOptions.MaxWorkers"/>.</exception>
     public Task ScaleAsync(int workers, CancellationToken cancellationToken = default)
@@ -445,7 +445,7 @@ public sealed partial class Supervisor : IAsyncDisposable
             retiring.Add(worker);
         }
         slot.Current = slot.Incoming = null;
-        _primary.RetireSlot(slot.Index);
+        _primary.RemoveSlot(slot.Index);
     }
 
     private void OnReady(Worker worker)

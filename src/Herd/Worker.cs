@@ -33,7 +33,7 @@ public sealed class Worker : IChannelHandler
     /// The worker's slot (PM2's NODE_APP_INSTANCE): 0 to N-1 among N workers, and the worker sees it as
     /// <see cref="CurrentWorker.Slot"/>. <see cref="ClusterPrimary.Fork"/> gives the lowest slot no running worker holds;
     /// a <see cref="Supervisor"/> puts a replacement in the slot of the worker it replaces. In reuse-port mode
-    /// (<see cref="ListenOptions.ReusePort"/>) each slot has its own listening socket in the primary.
+    /// (<see cref="ClusterListenOptions.ReusePort"/>) each slot has its own listening socket in the primary.
     /// </summary>
     public int Slot { get; }
 

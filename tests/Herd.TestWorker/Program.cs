@@ -38,7 +38,7 @@ namespace Herd.TestWorker
             var endPoint = Flag(args, "--unix") is { } path
                 ? (EndPoint)new UnixDomainSocketEndPoint(path)
                 : new IPEndPoint(IPAddress.Parse(Flag(args, "--host") ?? "127.0.0.1"), int.Parse(PortFlag(args), System.Globalization.CultureInfo.InvariantCulture));
-            var options = new ListenOptions { Exclusive = args.Contains("--exclusive"), ReusePort = args.Contains("--reuseport") };
+            var options = new ClusterListenOptions { Exclusive = args.Contains("--exclusive"), ReusePort = args.Contains("--reuseport") };
             if (Environment.GetEnvironmentVariable("HERD_TEST_NEVER_READY") == "1") Cluster.Worker.DeferReady();
             ClusterListener listener;
             try
@@ -191,7 +191,7 @@ namespace Herd.TestWorker
     {
         public static async Task<int> RunAsync(string[] args)
         {
-            using var socket = await ClusterSocket.BindUdpAsync(new IPEndPoint(IPAddress.Loopback, 0), new ListenOptions { ReusePort = args.Contains("--reuseport") });
+            using var socket = await ClusterSocket.BindUdpAsync(new IPEndPoint(IPAddress.Loopback, 0), new ClusterListenOptions { ReusePort = args.Contains("--reuseport") });
             var buffer = new byte[1024];
             var reply = Encoding.ASCII.GetBytes(Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
             while (true)

@@ -138,7 +138,7 @@ public sealed class ListenTests
     public async Task Bad_options_are_refused_with_a_clear_error()
     {
         var error = await Assert.ThrowsAsync<ArgumentOutOfRangeException>(async () =>
-            await ClusterSocket.ListenAsync(new IPEndPoint(IPAddress.Loopback, 0), new ListenOptions { Backlog = 0 }));
+            await ClusterSocket.ListenAsync(new IPEndPoint(IPAddress.Loopback, 0), new ClusterListenOptions { Backlog = 0 }));
         Assert.Equal("Backlog", error.ParamName);
         await Assert.ThrowsAsync<NotSupportedException>(async () =>
             await ClusterSocket.ListenAsync(new DnsEndPoint("localhost", 80)));

@@ -162,7 +162,7 @@ internal sealed class ChildCluster : IChannelHandler
         };
     }
 
-    public async ValueTask<ClusterListener> ListenAsync(EndPoint endPoint, ListenOptions options, CancellationToken cancellationToken)
+    public async ValueTask<ClusterListener> ListenAsync(EndPoint endPoint, ClusterListenOptions options, CancellationToken cancellationToken)
     {
         var address = AddressKey.Of(endPoint, udp: false);
         var listener = await QueryServerAsync<ClusterListener>(address, options, (reply, index, fd) =>
@@ -186,7 +186,7 @@ internal sealed class ChildCluster : IChannelHandler
         return listener;
     }
 
-    public async ValueTask<Socket> BindUdpAsync(IPEndPoint endPoint, ListenOptions options, CancellationToken cancellationToken)
+    public async ValueTask<Socket> BindUdpAsync(IPEndPoint endPoint, ClusterListenOptions options, CancellationToken cancellationToken)
     {
         var address = AddressKey.Of(endPoint, udp: true);
         var server = await QueryServerAsync(address, options, (_, _, fd) => new UdpServer(fd!.ToSocket()), cancellationToken).ConfigureAwait(false);
@@ -198,7 +198,7 @@ internal sealed class ChildCluster : IChannelHandler
     /// Asks the primary for a server. <paramref name="create"/> runs on the channel's thread as the reply arrives,
     /// so a round-robin listener is registered before the primary's first newconn for it can be read.
     /// </summary>
-    private async Task<T> QueryServerAsync<T>(AddressKey address, ListenOptions options, Func<InternalMessage, int, SafeFdHandle?, T> create, CancellationToken cancellationToken)
+    private async Task<T> QueryServerAsync<T>(AddressKey address, ClusterListenOptions options, Func<InternalMessage, int, SafeFdHandle?, T> create, CancellationToken cancellationToken)
         where T : class, IAsyncDisposable
     {
         int index = AllocateIndex(address);
@@ -210,11 +210,11 @@ internal sealed class ChildCluster : IChannelHandler
         var result = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
         void OnReply(Reply reply)
         {
-            if (reply.Message.Errno != 0 || (reply.Message.Shared && reply.Fd is null))
+            if (reply.Message.SocketError != SocketError.Success || (reply.Message.Shared && reply.Fd is null))
             {
                 ReleaseIndex(address, index);
                 reply.Fd?.Dispose();
-                result.TrySetException(new SocketException(reply.Message.Errno != 0 ? reply.Message.Errno : (int)SocketError.SocketError));
+                result.TrySetException(new SocketException((int)(reply.Message.SocketError != SocketError.Success ? reply.Message.SocketError : SocketError.SocketError)));
                 return;
             }
             T server;

@@ -1,3 +1,6 @@
+using System.Net.Sockets;
+using System.Text.Json.Serialization;
+
 namespace Herd.Ipc;
 
 /// <summary>
@@ -21,7 +24,10 @@ internal sealed class InternalMessage
 
     // reply to queryServer; close
     public string? Key { get; set; }
-    public int Errno { get; set; }
+    // A .NET SocketError, not a POSIX errno (ScmRights' are those). Named errno on the wire, as Node's, so a herd
+    // primary and an app's Herd of another version still read each other.
+    [JsonPropertyName("errno")]
+    public SocketError SocketError { get; set; }
     public int HandleId { get; set; }
     public bool LeastBusy { get; set; }
 

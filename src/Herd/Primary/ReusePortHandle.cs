@@ -6,7 +6,7 @@ using Herd.Net;
 namespace Herd.Primary;
 
 /// <summary>
-/// Reuse-port mode (<see cref="ListenOptions.ReusePort"/>; Node has none): the primary binds one SO_REUSEPORT socket per
+/// Reuse-port mode (<see cref="ClusterListenOptions.ReusePort"/>; Node has none): the primary binds one SO_REUSEPORT socket per
 /// worker slot, all on one port, and gives each worker its slot's socket as a shared handle gives its one; the worker
 /// accepts on it itself and the kernel spreads connections over the slots. The primary keeps its copy, so while servers
 /// are held (<see cref="ServerHandle.Held"/>) a slot whose worker dies keeps its queued connections, and the kernel
@@ -14,7 +14,7 @@ namespace Herd.Primary;
 /// </summary>
 /// <remarks>
 /// A slot's socket closes once no worker of the slot is left and none is awaited: its last worker let go gracefully, or
-/// died with servers not held, or the slot was retired (scaled away), or its replacement became ready without it. That
+/// died with servers not held, or the slot was removed (scaled away), or its replacement became ready without it. That
 /// resets what is queued in it, unless net.ipv4.tcp_migrate_req=1 moves it to another slot's socket.
 /// </remarks>
 internal sealed class ReusePortHandle(string key, int id, AddressKey address, int backlog) : ServerHandle(key, id)
@@ -45,7 +45,7 @@ internal sealed class ReusePortHandle(string key, int id, AddressKey address, in
                 }
                 catch (SocketException ex)
                 {
-                    reply.Errno = (int)ex.SocketErrorCode;
+                    reply.SocketError = ex.SocketErrorCode;
                     worker.Channel.SendInternal(reply);
                     return;
                 }
@@ -62,7 +62,7 @@ internal sealed class ReusePortHandle(string key, int id, AddressKey address, in
 
     public override bool WorkerGone(Worker worker) => Leave(worker, died: true);
 
-    public override bool RetireSlot(int slot) => Await(slot, false);
+    public override bool RemoveSlot(int slot) => Await(slot, false);
 
     public override bool WorkerReady(Worker worker) => Await(worker.Slot, false);
 

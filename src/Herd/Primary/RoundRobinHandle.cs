@@ -129,7 +129,7 @@ internal sealed class RoundRobinHandle : ServerHandle
     {
         if (_listener is null)
         {
-            reply.Errno = (int)_error;
+            reply.SocketError = _error;
             worker.Channel.SendInternal(reply);
             return;
         }

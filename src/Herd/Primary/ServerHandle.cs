@@ -37,7 +37,7 @@ internal abstract class ServerHandle(string key, int id)
     public abstract bool WorkerReady(Worker worker);
 
     /// <summary>No worker will come back to this slot, awaited or not; true when the handle has closed.</summary>
-    public virtual bool RetireSlot(int slot) => false;
+    public virtual bool RemoveSlot(int slot) => false;
 
     /// <summary>Binding failed; the reply carried the error and the key should be forgotten, so a later query can retry.</summary>
     public abstract bool Failed { get; }

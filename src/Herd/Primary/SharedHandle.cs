@@ -37,7 +37,7 @@ internal sealed class SharedHandle : ServerHandle
     {
         if (_socket is null)
         {
-            reply.Errno = (int)_error;
+            reply.SocketError = _error;
             worker.Channel.SendInternal(reply);
             return;
         }

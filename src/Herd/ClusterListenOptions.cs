@@ -1,7 +1,7 @@
 namespace Herd;
 
 /// <summary>Options for <see cref="ClusterSocket.ListenAsync"/> and <see cref="ClusterSocket.BindUdpAsync"/>.</summary>
-public sealed record ListenOptions
+public sealed record ClusterListenOptions
 {
     /// <summary>The accept backlog. In round robin the first worker's backlog is the one the primary uses, as in Node.</summary>
     public int Backlog { get; init; } = 511;
@@ -30,7 +30,7 @@ public sealed record ListenOptions
     /// </summary>
     internal bool PrefersSticky { get; init; }
 
-    internal static ListenOptions Default { get; } = new();
+    internal static ClusterListenOptions Default { get; } = new();
 
     internal void Validate()
     {
