@@ -28,8 +28,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
     private readonly Dictionary<int, Worker> _workers = [];
     private readonly List<Worker> _forked = [];               // forked and not yet exited, connected or not
     private readonly Dictionary<int, int> _slots = [];        // slot → workers in it not yet exited, launching ones too (two while one replaces another)
-    private readonly Dictionary<string, ServerHandle> _handles = [];
-    private readonly ConcurrentDictionary<int, RoundRobinHandle> _roundRobin = new();
+    private readonly ServerHandles _handles;
     private readonly InheritedSockets _inherited = new();
     private readonly ConnectionCounters _connections = new();
     private readonly StickyRouter _tokens = new();
@@ -49,10 +48,11 @@ public sealed class ClusterPrimary : IAsyncDisposable
     {
         Native.KernelLayout.EnsureKnown();
         _settings = settings ?? new ClusterSettings();
+        _handles = new ServerHandles(_gate);
         HerdMetrics.Track(this);
     }
 
-    internal int QueuedConnections => _roundRobin.Values.Sum(h => h.Queued);
+    internal int QueuedConnections => _handles.Queued;
 
     /// <summary>What became of the connections this primary accepted for round robin.</summary>
     public ConnectionStats Connections => _connections.Snapshot();
@@ -127,7 +127,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
     /// </summary>
     internal Socket[] ListeningSockets()
     {
-        lock (_gate) return [.. _handles.Values.Select(h => h.Listener).OfType<Socket>().Distinct(), .. _inherited.Remaining()];
+        lock (_gate) return [.. _handles.Open.Select(h => h.Listener).OfType<Socket>().Distinct(), .. _inherited.Remaining()];
     }
 
     /// <summary>
@@ -136,7 +136,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
     /// </summary>
     internal Task StopAcceptingAsync()
     {
-        lock (_gate) return Task.WhenAll(_handles.Values.Select(h => h.StopAcceptingAsync()).ToArray());
+        lock (_gate) return Task.WhenAll(_handles.Open.Select(h => h.StopAcceptingAsync()).ToArray());
     }
 
     /// <summary>Merges <paramref name="settings"/> over the current ones (null properties keep theirs) and fixes the scheduling policy.</summary>
@@ -228,11 +228,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
         lock (_gate) forked = [.. _forked];
         foreach (var worker in forked) worker.Kill(UnixSignal.SIGKILL);
         await Task.WhenAll(forked.Select(w => w.Exited)).WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
-        lock (_gate)
-        {
-            foreach (var handle in _handles.Values) handle.Close();
-            _handles.Clear();
-        }
+        lock (_gate) _handles.CloseAll();
         HerdMetrics.Forget(this);
     }
 
@@ -246,15 +242,15 @@ public sealed class ClusterPrimary : IAsyncDisposable
         lock (_gate)
         {
             _holdServers = hold;
-            foreach (var handle in _handles.Values) handle.Held = hold;
-            if (!hold) UpdateHandles(handle => handle.CloseIfIdle());
+            foreach (var handle in _handles.Open) handle.Held = hold;
+            if (!hold) _handles.UpdateAll(handle => handle.CloseIfIdle());
         }
     }
 
     /// <summary>The supervisor scaled a slot away: its reuse-port sockets close once its workers have let go of them.</summary>
     internal void RemoveSlot(int slot)
     {
-        lock (_gate) UpdateHandles(handle => handle.RemoveSlot(slot));
+        lock (_gate) _handles.UpdateAll(handle => handle.RemoveSlot(slot));
     }
 
     internal void BeginDisconnect(Worker worker)
@@ -353,16 +349,11 @@ public sealed class ClusterPrimary : IAsyncDisposable
     }
 
     // Under _gate.
-    private void RemoveHandlesFor(Worker worker, bool gone) => UpdateHandles(handle => gone ? handle.WorkerGone(worker) : handle.Remove(worker));
-
-    // Under _gate: tells every handle, and forgets those that closed.
-    private void UpdateHandles(Func<ServerHandle, bool> closed)
+    private void RemoveHandlesFor(Worker worker, bool gone) => _handles.UpdateAll(handle =>
     {
-        foreach (var (key, handle) in _handles.ToList())
-        {
-            if (closed(handle)) _handles.Remove(key);
-        }
-    }
+        if (gone) handle.WorkerGone(worker);
+        else handle.Remove(worker);
+    });
 
     // A frame that breaks the protocol returns why, and the channel cuts the worker off. An unknown act is only
     // logged: during a rolling reload the workers may run a newer Herd than the primary.
@@ -372,7 +363,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
         {
             case FrameKind.Accepted:
                 if (!Accepted.TryRead(frame, out var accepted)) return $"a malformed accepted frame of {frame.Length} bytes";
-                return _roundRobin.TryGetValue(accepted.HandleId, out var handle) && handle.OnAccepted(worker, accepted.ConnectionId, accepted.Ok)
+                return _handles.RoundRobin(accepted.HandleId) is { } handle && handle.OnAccepted(worker, accepted.ConnectionId, accepted.Ok)
                     ? null
                     : $"an answer for connection {accepted.ConnectionId} it was never given";
             case FrameKind.Load:
@@ -427,7 +418,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
             case Acts.Close:
                 lock (_gate)
                 {
-                    if (message.Key is { } key && _handles.TryGetValue(key, out var handle) && handle.Remove(worker)) _handles.Remove(key);
+                    if (message.Key is { } key && _handles.TryGet(key, out var handle)) _handles.Update(handle, h => h.Remove(worker));
                 }
                 break;
             case Acts.ExitedAfterDisconnect:
@@ -439,7 +430,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
                 worker.LastHeartbeat = System.Diagnostics.Stopwatch.GetTimestamp();
                 worker.SetReady();
                 // Round robin skipped it until now; a server its slot's replacement did not come back to closes.
-                lock (_gate) UpdateHandles(handle => handle.WorkerReady(worker));
+                lock (_gate) _handles.UpdateAll(handle => handle.WorkerReady(worker));
                 Reelect();
                 break;
             case Acts.Signal:
@@ -522,7 +513,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
         reply.Key = key;
         lock (_gate)
         {
-            if (!_handles.TryGetValue(key, out var handle))
+            if (!_handles.TryGet(key, out var handle))
             {
                 int id = ++_lastHandleId;
                 if (query.ReusePort)
@@ -535,21 +526,14 @@ public sealed class ClusterPrimary : IAsyncDisposable
                 }
                 else
                 {
-                    var roundRobin = new RoundRobinHandle(key, id, address, query.Backlog, _inherited.Take(address), _connections,
-                        PolicyFor(query), _tokens, retired => _roundRobin.TryRemove(retired.Id, out _));
-                    _roundRobin[id] = roundRobin;
-                    handle = roundRobin;
+                    handle = new RoundRobinHandle(key, id, address, query.Backlog, _inherited.Take(address), _connections,
+                        PolicyFor(query), _tokens, _handles.Done);
                 }
                 handle.Held = _holdServers;
-                _handles[key] = handle;
+                _handles.Add(handle);
             }
-            handle.Add(worker, reply);
-            if (handle.Failed)
-            {
-                // Forget the key so a later query can try again.
-                _handles.Remove(key);
-                _roundRobin.TryRemove(handle.Id, out _);
-            }
+            // A failed bind is closed from the start: the key is forgotten, so a later query tries again.
+            _handles.Update(handle, h => h.Add(worker, reply));
         }
         if (reply.SocketError != SocketError.Success) BindFailed?.Invoke(address.Port < 0 ? address.Address : address.Address.Contains(':', StringComparison.Ordinal) ? $"[{address.Address}]:{address.Port}" : $"{address.Address}:{address.Port}", reply.SocketError);
     }

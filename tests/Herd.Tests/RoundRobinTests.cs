@@ -52,7 +52,8 @@ public sealed class RoundRobinTests
             // No worker is left to take it: the connection is closed, not held.
             Assert.Equal(0, await client.ReceiveAsync(new byte[1], SocketFlags.None).WaitAsync(TestCluster.Timeout));
             // The primary hears that the worker is gone, and the handle, closed and holding nothing, retires.
-            Assert.True(await Task.Run(() => handle.WorkerGone(worker)).WaitAsync(TestCluster.Timeout));
+            await Task.Run(() => handle.WorkerGone(worker)).WaitAsync(TestCluster.Timeout);
+            Assert.True(handle.IsClosed);
             await retired.Task.WaitAsync(TestCluster.Timeout);
         }
         finally

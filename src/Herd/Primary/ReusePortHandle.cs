@@ -25,7 +25,7 @@ internal sealed class ReusePortHandle(string key, int id, AddressKey address, in
     private EndPoint _endPoint = address.ToEndPoint(); // port 0 until the first slot has bound: then that slot's port
 
     // No slot open: the first bind failed (the key is forgotten so a later query can retry), or every slot has closed.
-    public override bool Failed
+    public override bool IsClosed
     {
         get
         {
@@ -58,42 +58,40 @@ internal sealed class ReusePortHandle(string key, int id, AddressKey address, in
         }
     }
 
-    public override bool Remove(Worker worker) => Leave(worker, died: false);
+    public override void Remove(Worker worker) => Leave(worker, died: false);
 
-    public override bool WorkerGone(Worker worker) => Leave(worker, died: true);
+    public override void WorkerGone(Worker worker) => Leave(worker, died: true);
 
-    public override bool RemoveSlot(int slot) => Await(slot, false);
+    public override void RemoveSlot(int slot) => Await(slot, false);
 
-    public override bool WorkerReady(Worker worker) => Await(worker.Slot, false);
+    public override void WorkerReady(Worker worker) => Await(worker.Slot, false);
 
-    public override bool CloseIfIdle()
+    public override void CloseIfIdle()
     {
         lock (_gate)
         {
             _awaited.Clear();
             foreach (int slot in _slots.Keys.ToList()) CloseIfLeft(slot);
-            return _slots.Count == 0;
         }
     }
 
-    private bool Leave(Worker worker, bool died)
+    private void Leave(Worker worker, bool died)
     {
         lock (_gate)
         {
-            if (!_slots.TryGetValue(worker.Slot, out var slot) || !slot.Workers.Remove(worker)) return _slots.Count == 0;
+            if (!_slots.TryGetValue(worker.Slot, out var slot) || !slot.Workers.Remove(worker)) return;
         }
-        return Await(worker.Slot, died && Held);
+        Await(worker.Slot, died && Held);
     }
 
     // Whether a replacement is coming to the slot; the slot's socket closes once none is and no worker has it.
-    private bool Await(int slot, bool coming)
+    private void Await(int slot, bool coming)
     {
         lock (_gate)
         {
             if (coming) _awaited.Add(slot);
             else _awaited.Remove(slot);
             if (_slots.ContainsKey(slot)) CloseIfLeft(slot);
-            return _slots.Count == 0;
         }
     }
 

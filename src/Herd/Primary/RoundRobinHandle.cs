@@ -93,7 +93,7 @@ internal sealed class RoundRobinHandle : ServerHandle
         new Thread(AcceptLoop) { IsBackground = true, Name = $"herd accept {key}" }.Start();
     }
 
-    public override bool Failed => _listener is null;
+    public override bool IsClosed => Volatile.Read(ref _closed);
 
     public override Socket? Listener => _listener;
 
@@ -148,17 +148,16 @@ internal sealed class RoundRobinHandle : ServerHandle
         }
     }
 
-    public override bool Remove(Worker worker)
+    public override void Remove(Worker worker)
     {
         lock (_gate)
         {
             var member = _members.Find(m => m.Worker == worker);
             if (member is not null) Deactivate(member, died: false);
-            return _closed;
         }
     }
 
-    public override bool WorkerGone(Worker worker)
+    public override void WorkerGone(Worker worker)
     {
         lock (_gate)
         {
@@ -167,7 +166,6 @@ internal sealed class RoundRobinHandle : ServerHandle
             RequeueHeldBy(worker);
             Pump();
             RetireIfDone();
-            return _closed;
         }
     }
 
@@ -228,11 +226,12 @@ internal sealed class RoundRobinHandle : ServerHandle
         try
         {
             var taken = new Taken[AcceptBatch];
+            int room = MaxQueued; // in the queue, after the last batch: the next takes no more, so MaxQueued holds exactly
             while (!Volatile.Read(ref _closed) && !Volatile.Read(ref _acceptStopped))
             {
                 WaitForRoom();
-                int count = 0, errno = 0;
-                while (count < taken.Length)
+                int count = 0, errno = 0, limit = Math.Clamp(room, 1, taken.Length);
+                while (count < limit)
                 {
                     uint length = Libc.SockaddrStorageSize;
                     int fd = Libc.Accept4(listener, _byAddress ? address : null, _byAddress ? &length : null, Libc.SOCK_CLOEXEC);
@@ -250,8 +249,8 @@ internal sealed class RoundRobinHandle : ServerHandle
                 if (count > 0)
                 {
                     backoff.Succeeded();
-                    if (!Dispatch(taken.AsSpan(0, count))) return;
-                    if (count == taken.Length) continue;
+                    if (!Dispatch(taken.AsSpan(0, count), out room)) return;
+                    if (count == limit) continue;
                 }
                 if (errno == Libc.EAGAIN) WaitReadable(listener);
                 else if (errno is Libc.EINVAL or Libc.EBADF) return;
@@ -272,8 +271,9 @@ internal sealed class RoundRobinHandle : ServerHandle
     // On the accept thread: what one wake-up took goes to the workers under one lock, in as few frames as there are
     // workers. False when the handle closed: no worker is left for them. Handed over (StopAcceptingAsync), they still
     // go to one of ours.
-    private bool Dispatch(Span<Taken> taken)
+    private bool Dispatch(Span<Taken> taken, out int room)
     {
+        room = 0;
         _counters.Accepted(taken.Length);
         int peeking = 0;
         lock (_gate)
@@ -292,6 +292,7 @@ internal sealed class RoundRobinHandle : ServerHandle
             _peeking += peeking;
             Pump();
             if (Waiting >= MaxQueued) Volatile.Write(ref _full, true);
+            room = MaxQueued - Waiting;
         }
         if (peeking > 0)
         {
@@ -557,7 +558,7 @@ internal sealed class RoundRobinHandle : ServerHandle
     }
 
     /// <summary>A member became ready: what waited for a worker may go to it now.</summary>
-    public override bool WorkerReady(Worker worker)
+    public override void WorkerReady(Worker worker)
     {
         lock (_gate)
         {
@@ -570,18 +571,16 @@ internal sealed class RoundRobinHandle : ServerHandle
             }
             if (_awaited.Remove(worker.Slot)) CloseIfUnused();
             RetireIfDone();
-            return _closed;
         }
     }
 
-    public override bool CloseIfIdle()
+    public override void CloseIfIdle()
     {
         lock (_gate)
         {
             _awaited.Clear();
             CloseIfUnused();
             RetireIfDone();
-            return _closed;
         }
     }
 

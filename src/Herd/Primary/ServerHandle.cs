@@ -21,26 +21,31 @@ internal abstract class ServerHandle(string key, int id)
     /// </summary>
     public bool Held { get; set; }
 
-    /// <summary>The worker let go gracefully; true when no worker is left, none is awaited, and the handle has closed.</summary>
-    public abstract bool Remove(Worker worker);
+    /// <summary>
+    /// Closed: no worker is left and none is awaited, or binding failed, or <see cref="Close"/>. The primary forgets a
+    /// closed handle's key (<see cref="ServerHandles.Update"/>); it never opens again.
+    /// </summary>
+    public abstract bool IsClosed { get; }
 
-    /// <summary>Nothing is awaited any more (the supervisor stopped): closes the handle if no worker is left; true when it has closed.</summary>
-    public abstract bool CloseIfIdle();
+    /// <summary>The worker let go gracefully; the handle closes if no worker is left and none is awaited.</summary>
+    public abstract void Remove(Worker worker);
+
+    /// <summary>Nothing is awaited any more (the supervisor stopped): the handle closes if no worker is left.</summary>
+    public abstract void CloseIfIdle();
 
     /// <summary>The worker's channel is gone (it died, unless it had let go already): its slot is awaited while <see cref="Held"/>.</summary>
-    public abstract bool WorkerGone(Worker worker);
+    public abstract void WorkerGone(Worker worker);
 
     /// <summary>
     /// A worker is ready: if its slot was awaited and it did not come back to this handle (a replacement listening
-    /// elsewhere), nobody is coming for it. True when the handle has closed.
+    /// elsewhere), nobody is coming for it.
     /// </summary>
-    public abstract bool WorkerReady(Worker worker);
+    public abstract void WorkerReady(Worker worker);
 
-    /// <summary>No worker will come back to this slot, awaited or not; true when the handle has closed.</summary>
-    public virtual bool RemoveSlot(int slot) => false;
-
-    /// <summary>Binding failed; the reply carried the error and the key should be forgotten, so a later query can retry.</summary>
-    public abstract bool Failed { get; }
+    /// <summary>No worker will come back to this slot, awaited or not.</summary>
+    public virtual void RemoveSlot(int slot)
+    {
+    }
 
     /// <summary>The listening socket the primary holds, to hand to a primary taking over; null when it holds none.</summary>
     public virtual System.Net.Sockets.Socket? Listener => null;

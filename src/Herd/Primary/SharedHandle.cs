@@ -15,6 +15,7 @@ internal sealed class SharedHandle : ServerHandle
     private readonly HashSet<int> _awaited = []; // slots whose worker died holding the socket
     private readonly Socket? _socket;
     private readonly SocketError _error;
+    private bool _closed;
 
     public SharedHandle(string key, int id, AddressKey address, Socket? inherited) : base(key, id)
     {
@@ -28,8 +29,6 @@ internal sealed class SharedHandle : ServerHandle
             _error = ex.SocketErrorCode;
         }
     }
-
-    public override bool Failed => _socket is null;
 
     public override Socket? Listener => _socket;
 
@@ -50,18 +49,20 @@ internal sealed class SharedHandle : ServerHandle
         worker.Channel.SendInternal(reply, _socket.SafeHandle);
     }
 
-    public override bool Remove(Worker worker) => Update(() => _workers.Remove(worker));
+    public override bool IsClosed => _socket is null || Volatile.Read(ref _closed);
 
-    public override bool WorkerGone(Worker worker) => Update(() =>
+    public override void Remove(Worker worker) => Update(() => _workers.Remove(worker));
+
+    public override void WorkerGone(Worker worker) => Update(() =>
     {
         if (!_workers.Remove(worker)) return false;
         if (Held) _awaited.Add(worker.Slot);
         return true;
     });
 
-    public override bool WorkerReady(Worker worker) => Update(() => _awaited.Remove(worker.Slot));
+    public override void WorkerReady(Worker worker) => Update(() => _awaited.Remove(worker.Slot));
 
-    public override bool CloseIfIdle() => Update(() =>
+    public override void CloseIfIdle() => Update(() =>
     {
         _awaited.Clear();
         return true;
@@ -69,15 +70,18 @@ internal sealed class SharedHandle : ServerHandle
 
     // Under _gate, a change; if it changed anything, the socket closes once no worker has it and none is awaited. An
     // awaited socket stays open in the primary, so the kernel keeps queueing its connections for the replacement.
-    private bool Update(Func<bool> change)
+    private void Update(Func<bool> change)
     {
         lock (_gate)
         {
-            if (!change() || _workers.Count > 0 || _awaited.Count > 0) return false;
+            if (!change() || _workers.Count > 0 || _awaited.Count > 0) return;
         }
         Close();
-        return true;
     }
 
-    public override void Close() => _socket?.Dispose();
+    public override void Close()
+    {
+        Volatile.Write(ref _closed, true);
+        _socket?.Dispose();
+    }
 }
