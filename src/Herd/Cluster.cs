@@ -23,6 +23,8 @@ namespace Herd;
 /// </example>
 public static class Cluster
 {
+    // Read before SetupWorker clears the worker's variables, so the answer never changes.
+    private static readonly bool s_isWorker = Environment.GetEnvironmentVariable(ChildCluster.IdVariable) is not null;
     private static readonly Lazy<ChildCluster?> s_child = new(ChildCluster.TryStart);
     private static readonly Lazy<ClusterPrimary> s_primary = new(() => IsWorker
         ? throw new InvalidOperationException("This process is a worker; only the primary forks and manages workers.")
@@ -32,11 +34,14 @@ public static class Cluster
     /// <summary>True in the primary: any process not forked by a Herd primary.</summary>
     public static bool IsPrimary => !IsWorker;
 
-    /// <summary>True in a process forked by a Herd primary. The first call connects it to the primary.</summary>
-    public static bool IsWorker => s_child.Value is not null;
+    /// <summary>True in a process forked by a Herd primary.</summary>
+    public static bool IsWorker => s_isWorker;
 
-    /// <summary>This worker (Node's <c>cluster.worker</c>). Only in a worker.</summary>
-    public static CurrentWorker Worker => s_child.Value?.Worker ?? throw new InvalidOperationException("This process is not a worker.");
+    /// <summary>
+    /// This worker (Node's <c>cluster.worker</c>). Only in a worker. The first use connects it to the primary, which
+    /// then sees it online; <c>UseHerd()</c> and <see cref="ClusterSocket"/> do so too.
+    /// </summary>
+    public static CurrentWorker Worker => SetupWorker()?.Worker ?? throw new InvalidOperationException("This process is not a worker.");
 
     /// <summary>The process's primary, which the static members below use. Only in the primary.</summary>
     public static ClusterPrimary Primary => s_primary.Value;
@@ -48,7 +53,13 @@ public static class Cluster
         set => Volatile.Write(ref s_logger, value ?? throw new ArgumentNullException(nameof(value)));
     }
 
-    internal static ChildCluster? Child => s_child.Value;
+    /// <summary>The worker's side of the cluster, started by the first caller (Node's <c>_setupWorker</c>); null in the primary.</summary>
+    internal static ChildCluster? Child => SetupWorker();
+
+    // The one place a worker starts: sets its death signal, takes Herd's variables out of the environment, starts the
+    // channel's thread and says online. Every way into Herd in a worker (Worker, ClusterSocket, UseHerd, the startup
+    // hook's hosting startup, which calls UseHerd) comes through here.
+    private static ChildCluster? SetupWorker() => s_isWorker ? s_child.Value : null;
 
     /// <inheritdoc cref="ClusterPrimary.SchedulingPolicy"/>
     public static SchedulingPolicy SchedulingPolicy

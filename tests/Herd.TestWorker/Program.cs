@@ -14,7 +14,7 @@ switch (scenario)
     case "serve":
         return await Serve.RunAsync(args);
     case "exit":
-        _ = Cluster.IsWorker;
+        if (Cluster.IsWorker) _ = Cluster.Worker; // connects to the primary, which then sees it online
         return int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture);
     case "udp":
         return await Udp.RunAsync(args);
