@@ -59,8 +59,8 @@ public sealed class ControlSocketTests
         using var runtime = new RuntimeDir();
         var victim = Path.Combine(runtime.Path, "victim.sock"); // where ../../victim would land: two folders up from the socket's, XDG_RUNTIME_DIR/herd
         File.WriteAllText(victim, "precious");
-        var (code, output) = await Programs.RunAsync(["dotnet", TestCluster.HerdCliDll, "run", "-i", "1", "--name", name, "--", "dotnet", TestCluster.PlainWebAppDll],
-            start => start.Environment["XDG_RUNTIME_DIR"] = Path.Combine(runtime.Path, "xdg"));
+        var (code, output) = await TestProcess.RunAsync(["dotnet", TestCluster.HerdCliDll, "run", "-i", "1", "--name", name, "--", "dotnet", TestCluster.PlainWebAppDll],
+            new Dictionary<string, string?> { ["XDG_RUNTIME_DIR"] = Path.Combine(runtime.Path, "xdg") });
         Assert.Equal(2, code);
         Assert.Contains("--name", output, StringComparison.Ordinal);
         OneLine(output);
@@ -187,8 +187,8 @@ public sealed class ControlSocketTests
         using var runtime = new RuntimeDir();
         var deep = Path.Combine(runtime.Path, new string('d', 60));
         Directory.CreateDirectory(deep);
-        var (code, output) = await Programs.RunAsync(["dotnet", TestCluster.HerdCliDll, "run", "-i", "1", "--name", new string('n', 60), "--", "dotnet", TestCluster.PlainWebAppDll],
-            start => start.Environment["XDG_RUNTIME_DIR"] = deep);
+        var (code, output) = await TestProcess.RunAsync(["dotnet", TestCluster.HerdCliDll, "run", "-i", "1", "--name", new string('n', 60), "--", "dotnet", TestCluster.PlainWebAppDll],
+            new Dictionary<string, string?> { ["XDG_RUNTIME_DIR"] = deep });
         Assert.Equal(2, code);
         Assert.Contains("108", output, StringComparison.Ordinal);
         OneLine(output);
@@ -212,7 +212,7 @@ public sealed class ControlSocketTests
         public string Path => _folder.FullName;
 
         public Task<(int Code, string Output)> HerdAsync(params string[] args) =>
-            Programs.RunAsync(["dotnet", TestCluster.HerdCliDll, .. args], start => start.Environment["XDG_RUNTIME_DIR"] = Path);
+            TestProcess.RunAsync(["dotnet", TestCluster.HerdCliDll, .. args], new Dictionary<string, string?> { ["XDG_RUNTIME_DIR"] = Path });
 
         public Process StartHerd(params string[] args)
         {

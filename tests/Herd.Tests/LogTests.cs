@@ -18,7 +18,7 @@ public sealed partial class LogTests
     {
         var folder = Directory.CreateTempSubdirectory("herd-fifo-");
         var fifo = Path.Combine(folder.FullName, "out");
-        Assert.Equal(0, (await Programs.RunAsync(["mkfifo", fifo])).Code);
+        Assert.Equal(0, (await TestProcess.RunAsync(["mkfifo", fifo])).Code);
         // Held open read-write so that herd's open of it does not wait for a reader; read only to prove the marker.
         using var held = File.OpenHandle(fifo, FileMode.Open, FileAccess.ReadWrite);
         int port = Ports.Free();
@@ -135,23 +135,17 @@ public sealed partial class LogTests
     /// <summary>The pids <c>herd ls</c> lists once it lists <paramref name="count"/> workers, none of them <paramref name="except"/>.</summary>
     internal static async Task<List<int>> WorkerPidsAsync(string name, int count, int except = 0, string? runtimeDir = null)
     {
-        var clock = Stopwatch.StartNew();
-        while (true)
+        List<int> workers = [];
+        await TestCluster.UntilAsync(async () =>
         {
-            var (code, output) = await Programs.RunAsync(["dotnet", TestCluster.HerdCliDll, "ls", "--json", "--name", name], start =>
-            {
-                if (runtimeDir is null) start.Environment.Remove("XDG_RUNTIME_DIR");
-                else start.Environment["XDG_RUNTIME_DIR"] = runtimeDir;
-            });
-            if (code == 0)
-            {
-                var workers = System.Text.Json.JsonDocument.Parse(output).RootElement.EnumerateArray()
-                    .Where(w => w.GetProperty("state").GetString() == "listening").Select(w => w.GetProperty("pid").GetInt32()).ToList();
-                if (workers.Count == count && !workers.Contains(except)) return workers;
-            }
-            Assert.True(clock.Elapsed < TestCluster.Timeout, $"herd ls never listed {count} listening worker(s) but {except}: {output}");
-            await Task.Delay(100);
-        }
+            var (code, output) = await TestProcess.RunAsync(["dotnet", TestCluster.HerdCliDll, "ls", "--json", "--name", name],
+                new Dictionary<string, string?> { ["XDG_RUNTIME_DIR"] = runtimeDir });
+            if (code != 0) return false;
+            workers = [.. System.Text.Json.JsonDocument.Parse(output).RootElement.EnumerateArray()
+                .Where(w => w.GetProperty("state").GetString() == "listening").Select(w => w.GetProperty("pid").GetInt32())];
+            return workers.Count == count && !workers.Contains(except);
+        }, $"herd ls to list {count} listening worker(s) but {except}");
+        return workers;
     }
 
     private static long PeakKb(int pid) => long.Parse(File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith("VmHWM:", StringComparison.Ordinal))

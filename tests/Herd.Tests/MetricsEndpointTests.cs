@@ -164,7 +164,7 @@ public sealed partial class MetricsEndpointTests
         try
         {
             await File.WriteAllTextAsync(file, exposition);
-            var (code, output) = await Programs.RunAsync(["sh", "-c", $"{PrometheusFactAttribute.Promtool} check metrics < '{file}'"]);
+            var (code, output) = await TestProcess.RunAsync(["sh", "-c", $"{PrometheusFactAttribute.Promtool} check metrics < '{file}'"]);
             Assert.True(code == 0, output);
         }
         finally

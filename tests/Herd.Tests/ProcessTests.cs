@@ -181,14 +181,14 @@ public sealed class ProcessTests
         ];
         try
         {
-            var (code, output) = await Programs.RunAsync(run); // Type=notify: back once herd said READY
+            var (code, output) = await TestProcess.RunAsync(run); // Type=notify: back once herd said READY
             Assert.True(code == 0, output);
             using var http = new HttpClient { Timeout = TestCluster.Timeout };
             http.DefaultRequestHeaders.ConnectionClose = true;
             await http.GetStringAsync(uri);
 
             var clock = Stopwatch.StartNew();
-            var stop = Programs.RunAsync(["systemctl", "stop", unit]);
+            var stop = TestProcess.RunAsync(["systemctl", "stop", unit]);
             Assert.True(await ServeThroughAsync(() => http.GetStringAsync(uri), drain) > 0);
             (code, output) = await stop;
             Assert.True(code == 0, output);
@@ -196,7 +196,7 @@ public sealed class ProcessTests
         }
         finally
         {
-            await Programs.RunAsync(["systemctl", "stop", unit]);
+            await TestProcess.RunAsync(["systemctl", "stop", unit]);
             File.Delete(config);
         }
     }
@@ -229,7 +229,7 @@ public sealed class ProcessTests
     internal static async Task<string[]?> NewPidNamespaceAsync()
     {
         string[] newPidNamespace = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"];
-        var (able, why) = await Programs.RunAsync([.. newPidNamespace, "true"]);
+        var (able, why) = await TestProcess.RunAsync([.. newPidNamespace, "true"]);
         if (able == 0) return newPidNamespace;
         Console.Error.WriteLine($"skipped: unshare cannot make a pid namespace here (it needs root, as CI has): {why}");
         return null;
