@@ -38,11 +38,14 @@ internal sealed class TestProcess : IAsyncDisposable
         return new TestProcess(Process.Start(start)!, input);
     }
 
-    /// <summary>Runs <paramref name="command"/> to its end, killed if it outlasts <see cref="TestCluster.Timeout"/>; returns its exit code and output (stdout, then stderr).</summary>
-    public static async Task<(int Code, string Output)> RunAsync(IReadOnlyList<string> command, IReadOnlyDictionary<string, string?>? environment = null)
+    /// <summary>
+    /// Runs <paramref name="command"/> to its end, killed if it outlasts <paramref name="timeout"/> (by default
+    /// <see cref="TestCluster.Timeout"/>); returns its exit code and output (stdout, then stderr).
+    /// </summary>
+    public static async Task<(int Code, string Output)> RunAsync(IReadOnlyList<string> command, IReadOnlyDictionary<string, string?>? environment = null, TimeSpan? timeout = null)
     {
         await using var process = Start(command, environment);
-        int code = await process.WaitForExitAsync();
+        int code = await process.WaitForExitAsync(timeout);
         return (code, process.Output.ToString() + process.Errors);
     }
 
@@ -59,11 +62,15 @@ internal sealed class TestProcess : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
-    /// <summary>Waits, at most <see cref="TestCluster.Timeout"/>, for it to exit and its output to be read; returns its exit code.</summary>
-    public async Task<int> WaitForExitAsync()
+    /// <summary>
+    /// Waits, at most <paramref name="timeout"/> (by default <see cref="TestCluster.Timeout"/>), for it to exit and, unless
+    /// <paramref name="untilOutputEnds"/> is false, for the last of its output; returns its exit code. A program that hands
+    /// its outputs on (herd upgrade's new primary inherits them) exits with them still open.
+    /// </summary>
+    public async Task<int> WaitForExitAsync(TimeSpan? timeout = null, bool untilOutputEnds = true)
     {
-        await _process.WaitForExitAsync().WaitAsync(TestCluster.Timeout);
-        await _reading.WaitAsync(TestCluster.Timeout);
+        await _process.WaitForExitAsync().WaitAsync(timeout ?? TestCluster.Timeout);
+        if (untilOutputEnds) await _reading.WaitAsync(TestCluster.Timeout);
         return _process.ExitCode;
     }
 
@@ -80,8 +87,7 @@ internal sealed class TestProcess : IAsyncDisposable
     {
         if (!_process.HasExited) _process.Kill(entireProcessTree: true);
         await _process.WaitForExitAsync().WaitAsync(TestCluster.Timeout);
-        // A grandchild that left the tree may hold the pipes open: its output is not the test's to wait for.
-        await Task.WhenAny(_reading, Task.Delay(TestCluster.Timeout));
+        // Not waiting for the output's end: a process that left the tree (an upgraded primary) may hold it open.
         _process.Dispose();
     }
 
@@ -90,6 +96,10 @@ internal sealed class TestProcess : IAsyncDisposable
         try
         {
             while (await reader.ReadLineAsync() is { } line) lines.Add(line);
+        }
+        catch (Exception ex) when (ex is ObjectDisposedException or IOException)
+        {
+            // disposed while another process still held the output open
         }
         finally
         {
@@ -135,6 +145,13 @@ internal sealed class OutputLines(string stream)
     {
         using var timeout = new CancellationTokenSource(TestCluster.Timeout);
         for (int found = 0, from = 0; found < count; found++) from = await IndexOfAsync(match, from, timeout.Token, what) + 1;
+    }
+
+    /// <summary>The line at <paramref name="index"/>, once there is one; for a test that reads every line in turn, bounded as a whole by <paramref name="cancellationToken"/>.</summary>
+    public async Task<string> LineAsync(int index, CancellationToken cancellationToken)
+    {
+        await IndexOfAsync(_ => true, index, cancellationToken, $"line {index}");
+        lock (_gate) return _lines[index];
     }
 
     private async Task<int> IndexOfAsync(Func<string, bool> match, int from, CancellationToken timeout, string what = "the line awaited")
