@@ -138,16 +138,15 @@ public sealed partial class MetricsEndpointTests
 
     private static async Task<string> UntilCountedAsync(Func<Task<string>> scrape, int requests)
     {
-        var clock = Stopwatch.StartNew();
-        while (true)
+        string exposition = "";
+        await TestCluster.UntilAsync(async () =>
         {
-            var exposition = await scrape();
+            exposition = await scrape();
             double counted = Parse(exposition).Where(s => s.Name == RequestCount).Sum(s => s.Value);
             Assert.True(counted <= requests, $"counted {counted} of {requests}:\n{exposition}");
-            if (counted == requests) return exposition;
-            Assert.True(clock.Elapsed < TestCluster.Timeout, $"counted {counted} of {requests}:\n{exposition}");
-            await Task.Delay(50);
-        }
+            return counted == requests;
+        }, $"{requests} requests counted");
+        return exposition;
     }
 
     private static async Task AssertPromtoolPassesAsync(string exposition)

@@ -67,9 +67,8 @@ public sealed class ProcessTests
             var (code, output) = await HerdRun.CliAsync("reload", "--name", herd.Name);
             Assert.True(code == 0, output);
         }
-        var clock = Stopwatch.StartNew();
-        int now;
-        while ((now = PipesOf(herd.Pid)) > baseline && clock.Elapsed < TestCluster.Timeout) await Task.Delay(100);
+        int now = 0;
+        await TestCluster.UntilAsync(() => (now = PipesOf(herd.Pid)) <= baseline, $"the primary's pipes back to {baseline} after 20 reloads");
         Assert.True(now <= baseline, $"{now} pipes open after 20 reloads, {baseline} before");
     }
 

@@ -179,28 +179,16 @@ public sealed class UpgradeTests(ITestOutputHelper output)
     // herd ls answers from the new primary once the old one has handed over: the parent of the workers it lists.
     private static async Task<int> NewPrimaryAsync(HerdRun herd, int old)
     {
-        var clock = Stopwatch.StartNew();
-        while (true)
-        {
-            var workers = await herd.LsAsync();
-            if (workers.Count > 0 && ParentOf(workers[0]) is var parent && parent != old && parent > 0) return parent;
-            Assert.True(clock.Elapsed < TestCluster.Timeout, $"primary {old} was never replaced");
-            await Task.Delay(50);
-        }
+        int parent = 0;
+        await TestCluster.UntilAsync(async () => await herd.LsAsync() is [var worker, ..] && (parent = ParentOf(worker)) != old && parent > 0, $"primary {old} to be replaced");
+        return parent;
     }
 
     // Gone, or a zombie nobody reaped yet (the old primary's parent may not be this process).
     private static async Task GoneAsync(IEnumerable<int> pids)
     {
-        var clock = Stopwatch.StartNew();
-        foreach (int pid in pids)
-        {
-            while (State(pid) is { } state && state != 'Z')
-            {
-                Assert.True(clock.Elapsed < TestCluster.Timeout, $"process {pid} ({state}) is still there");
-                await Task.Delay(50);
-            }
-        }
+        var all = pids.ToList();
+        await TestCluster.UntilAsync(() => all.All(pid => State(pid) is null or 'Z'), $"processes {string.Join(", ", all)} to be gone");
     }
 
     private static char? State(int pid) => Stat(pid) is { } fields ? fields[0][0] : null;
