@@ -13,14 +13,7 @@ public static class HerdConfigurationExtensions
     {
         ArgumentNullException.ThrowIfNull(configuration);
         var options = configuration.GetSection(section).Get<SupervisorOptions>(binder => binder.ErrorOnUnknownConfiguration = true) ?? new SupervisorOptions();
-        try
-        {
-            options.Validate();
-        }
-        catch (ArgumentOutOfRangeException ex)
-        {
-            throw new InvalidOperationException($"{section}:{ex.ParamName}: {ex.Message.Split(" (Parameter", 2)[0]}", ex);
-        }
+        if (options.FirstInvalid() is var (option, _, problem)) throw new InvalidOperationException($"{section}:{option}: {problem}");
         return options;
     }
 }

@@ -1,37 +1,23 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
 
 namespace Herd.Cli;
 
 /// <summary>
 /// herd.json: everything <c>herd run</c> takes, durations in milliseconds. The command line overrides it; a key
-/// it does not know, or a value of the wrong kind, is an error that names it.
+/// it does not know, or a value of the wrong kind, is an error that names it. The keys here are herd's own; every
+/// other key is a <see cref="SupervisorOptions"/> property, bound to it by <see cref="SupervisorJson"/>.
 /// </summary>
-[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 internal sealed record HerdConfig
 {
     public string? Name { get; init; }
     public JsonElement? Instances { get; init; }
-    public int? MaxInstances { get; init; }
     public string[]? Command { get; init; }
-    public int? KillTimeout { get; init; }
-    public int? ReadyTimeout { get; init; }
 
     /// <summary>PM2's wait_ready: a worker is ready only once the app says so (<c>Cluster.Worker.SignalReady()</c>), besides its health checks.</summary>
     public bool? WaitReady { get; init; }
-    public int? RestartDelay { get; init; }
-    public int? MaxRestartDelay { get; init; }
-    public int? MinUptime { get; init; }
-    public int? StableAfter { get; init; }
-    public int? MaxRestarts { get; init; }
-    public int? ReloadBatchSize { get; init; }
-    public int? HeartbeatInterval { get; init; }
-    public long? MaxRequests { get; init; }
-    public long? MaxRequestsJitter { get; init; }
-    public long? MaxMemoryMb { get; init; }
-    public int? MaxAge { get; init; }
-    public int? DrainDelay { get; init; }
-    public int? HeartbeatTimeout { get; init; }
 
     /// <summary>The scheduling policy (rr, none, leastbusy, sticky, stickyaddress), as <c>--policy</c> and HERD_SCHED_POLICY.</summary>
     public string? Policy { get; init; }
@@ -40,13 +26,26 @@ internal sealed record HerdConfig
     /// <summary>--metrics: the address (HOST:PORT) of one Prometheus scrape for the whole cluster.</summary>
     public string? Metrics { get; init; }
 
+    /// <summary>The keys that are not herd's own: the supervisor's, read into <see cref="Supervisor"/>.</summary>
+    [JsonExtensionData]
+    public JsonObject? SupervisorKeys { get; set; }
+
+    /// <summary>The supervisor's options: the file's over the defaults, <see cref="SupervisorOptions.Workers"/> not yet set.</summary>
+    [JsonIgnore]
+    public SupervisorOptions Supervisor { get; private init; } = new();
+
     public static HerdConfig Load(string path)
     {
         if (Directory.Exists(path)) throw new ConfigException($"{path} is a folder, not a herd.json file.");
         if (!File.Exists(path)) throw new ConfigException($"{path}: no such file.");
         try
         {
-            return JsonSerializer.Deserialize(File.ReadAllText(path), HerdConfigJson.Default.HerdConfig) ?? new HerdConfig();
+            var config = JsonSerializer.Deserialize(File.ReadAllText(path), HerdConfigJson.Default.HerdConfig) ?? new HerdConfig();
+            foreach (var (key, _) in config.SupervisorKeys ?? [])
+            {
+                if (!SupervisorJson.Knows(key)) throw new ConfigException($"{path}: '{key}' is not a setting herd knows.");
+            }
+            return config with { Supervisor = SupervisorJson.Over(config.SupervisorKeys) };
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -55,45 +54,16 @@ internal sealed record HerdConfig
         catch (JsonException ex)
         {
             var key = ex.Path is { Length: > 2 } at ? at[2..] : null;
-            var problem = ex.Message.Contains("could not be mapped", StringComparison.Ordinal) ? "is not a setting herd knows"
-                : key is null ? $"is not valid JSON ({ex.Message})" : "has a value of the wrong kind";
+            var problem = key is null ? $"is not valid JSON ({ex.Message})" : "has a value of the wrong kind";
             throw new ConfigException($"{path}: {(key is null ? "the file" : $"'{key}'")} {problem}.");
         }
     }
 
-    /// <summary>The supervisor's options: these settings over the defaults.</summary>
+    /// <summary>The supervisor's options for <paramref name="workers"/> workers; a value out of range is an error naming its herd.json key.</summary>
     public SupervisorOptions ToOptions(int workers)
     {
-        var defaults = new SupervisorOptions();
-        var options = new SupervisorOptions
-        {
-            Workers = workers,
-            KillTimeout = Millis(KillTimeout, defaults.KillTimeout),
-            ReadyTimeout = Millis(ReadyTimeout, defaults.ReadyTimeout),
-            RestartDelay = Millis(RestartDelay, defaults.RestartDelay),
-            MaxRestartDelay = Millis(MaxRestartDelay, defaults.MaxRestartDelay),
-            MinUptime = Millis(MinUptime, defaults.MinUptime),
-            StableAfter = Millis(StableAfter, defaults.StableAfter),
-            MaxRestarts = MaxRestarts ?? defaults.MaxRestarts,
-            ReloadBatchSize = ReloadBatchSize ?? defaults.ReloadBatchSize,
-            MaxWorkers = MaxInstances ?? defaults.MaxWorkers,
-            HeartbeatInterval = Millis(HeartbeatInterval, defaults.HeartbeatInterval),
-            HeartbeatTimeout = Millis(HeartbeatTimeout, defaults.HeartbeatTimeout),
-            MaxRequests = MaxRequests ?? defaults.MaxRequests,
-            MaxRequestsJitter = MaxRequestsJitter ?? defaults.MaxRequestsJitter,
-            MaxMemory = MaxMemoryMb is long mb ? Megabytes(mb) : defaults.MaxMemory,
-            MaxAge = Millis(MaxAge, defaults.MaxAge),
-            DrainDelay = Millis(DrainDelay, defaults.DrainDelay),
-        };
-        try
-        {
-            options.Validate();
-        }
-        catch (ArgumentOutOfRangeException ex)
-        {
-            var key = ex.ParamName switch { nameof(SupervisorOptions.Workers) => "instances", nameof(SupervisorOptions.MaxWorkers) => "maxInstances", var name => JsonNamingPolicy.CamelCase.ConvertName(name!) };
-            throw new ConfigException($"{key}: {ex.Message.Split(" (Parameter", 2)[0]}");
-        }
+        var options = Supervisor with { Workers = workers };
+        if (options.FirstInvalid() is var (option, _, problem)) throw new ConfigException($"{SupervisorJson.Key(option)}: {problem}");
         return options;
     }
 
@@ -106,16 +76,6 @@ internal sealed record HerdConfig
     /// <summary>A policy's name as given, once it names one.</summary>
     public static string CheckPolicy(string name) =>
         SchedulingPolicyNames.Parse(name) is null ? throw new ConfigException($"policy must be {SchedulingPolicyNames.All}, not '{name}'.") : name;
-
-    // In bytes; out of range is an error that names the key as herd.json has it.
-    private static long Megabytes(long mb) => mb switch
-    {
-        < 0 => throw new ConfigException("maxMemoryMb cannot be negative."),
-        > long.MaxValue / 1048576 => throw new ConfigException($"maxMemoryMb is too large: at most {long.MaxValue / 1048576}."),
-        _ => mb * 1048576,
-    };
-
-    private static TimeSpan Millis(int? value, TimeSpan fallback) => value is int ms ? TimeSpan.FromMilliseconds(ms) : fallback;
 }
 
 internal sealed class ConfigException(string message) : Exception(message);
@@ -123,3 +83,81 @@ internal sealed class ConfigException(string message) : Exception(message);
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, ReadCommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true)]
 [JsonSerializable(typeof(HerdConfig))]
 internal sealed partial class HerdConfigJson : JsonSerializerContext;
+
+/// <summary>
+/// herd.json's supervisor keys bound to <see cref="SupervisorOptions"/> itself: each option under its camelCase name,
+/// durations in milliseconds, and the few whose herd.json name differs (<see cref="Key"/>) renamed. The contract is the
+/// source generated one, changed by a modifier, as Native AOT needs.
+/// </summary>
+internal static class SupervisorJson
+{
+    // Workers is herd's own key, as -i (a number or max): HerdConfig takes it, so no file's key reaches the option's.
+    private static readonly Dictionary<string, string> Renamed = new()
+    {
+        [nameof(SupervisorOptions.Workers)] = "instances",
+        [nameof(SupervisorOptions.MaxWorkers)] = "maxInstances",
+        [nameof(SupervisorOptions.MaxMemory)] = "maxMemoryMb",
+    };
+
+    public static JsonTypeInfo<SupervisorOptions> Options { get; } = (JsonTypeInfo<SupervisorOptions>)new JsonSerializerOptions(SupervisorOptionsJson.Default.Options)
+    {
+        TypeInfoResolver = SupervisorOptionsJson.Default.WithAddedModifier(HerdJsonKeys),
+    }.GetTypeInfo(typeof(SupervisorOptions));
+
+    /// <summary>
+    /// The options <paramref name="keys"/> set, over the defaults. The generated contract sets init-only properties as a
+    /// constructor would, to their type's default when a key is missing, so the defaults go in as keys first.
+    /// </summary>
+    public static SupervisorOptions Over(JsonObject? keys)
+    {
+        var merged = JsonSerializer.SerializeToNode(new SupervisorOptions(), Options)!.AsObject();
+        foreach (var (key, value) in keys ?? []) merged[key] = value?.DeepClone();
+        return merged.Deserialize(Options)!;
+    }
+
+    /// <summary>Whether <paramref name="key"/> is an option's herd.json key.</summary>
+    public static bool Knows(string key) => Options.Properties.Any(property => property.Name == key);
+
+    /// <summary>The herd.json key of a <see cref="SupervisorOptions"/> property.</summary>
+    public static string Key(string option) => Renamed.GetValueOrDefault(option) ?? Camel(option);
+
+    private static void HerdJsonKeys(JsonTypeInfo info)
+    {
+        if (info.Type != typeof(SupervisorOptions)) return;
+        foreach (var property in info.Properties)
+        {
+            foreach (var (option, key) in Renamed)
+            {
+                if (property.Name != Camel(option)) continue;
+                property.Name = key;
+                if (option == nameof(SupervisorOptions.MaxMemory)) property.CustomConverter = new MegabytesConverter();
+            }
+        }
+    }
+
+    private static string Camel(string option) => JsonNamingPolicy.CamelCase.ConvertName(option);
+
+    internal sealed class MillisecondsConverter : JsonConverter<TimeSpan>
+    {
+        public override TimeSpan Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) => TimeSpan.FromMilliseconds(reader.GetInt32());
+
+        public override void Write(Utf8JsonWriter writer, TimeSpan value, JsonSerializerOptions options) => writer.WriteNumberValue((long)value.TotalMilliseconds);
+    }
+
+    // In bytes; out of range is an error that names the key as herd.json has it.
+    private sealed class MegabytesConverter : JsonConverter<long>
+    {
+        public override long Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) => reader.GetInt64() switch
+        {
+            < 0 => throw new ConfigException("maxMemoryMb cannot be negative."),
+            > long.MaxValue / 1048576 => throw new ConfigException($"maxMemoryMb is too large: at most {long.MaxValue / 1048576}."),
+            var mb => mb * 1048576,
+        };
+
+        public override void Write(Utf8JsonWriter writer, long value, JsonSerializerOptions options) => writer.WriteNumberValue(value / 1048576);
+    }
+}
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, Converters = [typeof(SupervisorJson.MillisecondsConverter)])]
+[JsonSerializable(typeof(SupervisorOptions))]
+internal sealed partial class SupervisorOptionsJson : JsonSerializerContext;

@@ -66,20 +66,30 @@ public sealed record SupervisorOptions
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/>, naming the option, for a value out of range.</summary>
     public void Validate()
     {
-        if (Workers < 0) throw new ArgumentOutOfRangeException(nameof(Workers), Workers, "Workers cannot be negative.");
-        if (MaxWorkers < 1) throw new ArgumentOutOfRangeException(nameof(MaxWorkers), MaxWorkers, "MaxWorkers must be at least 1.");
-        if (Workers > MaxWorkers) throw new ArgumentOutOfRangeException(nameof(Workers), Workers, $"Workers cannot exceed MaxWorkers ({MaxWorkers}).");
-        if (MaxRequests < 0) throw new ArgumentOutOfRangeException(nameof(MaxRequests), MaxRequests, "MaxRequests cannot be negative.");
-        if (MaxRequestsJitter < 0) throw new ArgumentOutOfRangeException(nameof(MaxRequestsJitter), MaxRequestsJitter, "MaxRequestsJitter cannot be negative.");
-        if (MaxMemory < 0) throw new ArgumentOutOfRangeException(nameof(MaxMemory), MaxMemory, "MaxMemory cannot be negative.");
-        if (MaxRestarts < 0) throw new ArgumentOutOfRangeException(nameof(MaxRestarts), MaxRestarts, "MaxRestarts cannot be negative.");
-        if (HeartbeatInterval <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(HeartbeatInterval), HeartbeatInterval, "HeartbeatInterval must be positive.");
-        if (ReloadBatchSize < 1) throw new ArgumentOutOfRangeException(nameof(ReloadBatchSize), ReloadBatchSize, "ReloadBatchSize must be at least 1.");
+        if (FirstInvalid() is var (option, value, problem)) throw new ArgumentOutOfRangeException(option, value, problem);
+    }
+
+    /// <summary>
+    /// The first option out of range, by its property name, with its value and what is wrong with it; null when every
+    /// option is in range. For callers that name the option in their own terms (herd.json's key, a configuration path).
+    /// </summary>
+    internal (string Option, object Value, string Problem)? FirstInvalid()
+    {
+        if (Workers < 0) return (nameof(Workers), Workers, "Workers cannot be negative.");
+        if (MaxWorkers < 1) return (nameof(MaxWorkers), MaxWorkers, "MaxWorkers must be at least 1.");
+        if (Workers > MaxWorkers) return (nameof(Workers), Workers, $"Workers cannot exceed MaxWorkers ({MaxWorkers}).");
+        if (MaxRequests < 0) return (nameof(MaxRequests), MaxRequests, "MaxRequests cannot be negative.");
+        if (MaxRequestsJitter < 0) return (nameof(MaxRequestsJitter), MaxRequestsJitter, "MaxRequestsJitter cannot be negative.");
+        if (MaxMemory < 0) return (nameof(MaxMemory), MaxMemory, "MaxMemory cannot be negative.");
+        if (MaxRestarts < 0) return (nameof(MaxRestarts), MaxRestarts, "MaxRestarts cannot be negative.");
+        if (HeartbeatInterval <= TimeSpan.Zero) return (nameof(HeartbeatInterval), HeartbeatInterval, "HeartbeatInterval must be positive.");
+        if (ReloadBatchSize < 1) return (nameof(ReloadBatchSize), ReloadBatchSize, "ReloadBatchSize must be at least 1.");
         foreach (var (name, value) in new[] { (nameof(RestartDelay), RestartDelay), (nameof(MaxRestartDelay), MaxRestartDelay), (nameof(MinUptime), MinUptime),
                      (nameof(StableAfter), StableAfter), (nameof(ReadyTimeout), ReadyTimeout), (nameof(KillTimeout), KillTimeout),
                      (nameof(HeartbeatTimeout), HeartbeatTimeout), (nameof(MaxAge), MaxAge), (nameof(DrainDelay), DrainDelay) })
         {
-            if (value < TimeSpan.Zero) throw new ArgumentOutOfRangeException(name, value, $"{name} cannot be negative.");
+            if (value < TimeSpan.Zero) return (name, value, $"{name} cannot be negative.");
         }
+        return null;
     }
 }

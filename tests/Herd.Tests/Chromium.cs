@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net.WebSockets;
 using System.Text;
 using System.Text.Json;
@@ -23,12 +22,12 @@ internal sealed class Chromium : IAsyncDisposable
 {
     public const string Path = "/usr/bin/chromium";
 
-    private readonly Process _process;
+    private readonly TestProcess _process;
     private readonly string _profile;
     private readonly ClientWebSocket _socket = new();
     private int _lastId;
 
-    private Chromium(Process process, string profile)
+    private Chromium(TestProcess process, string profile)
     {
         _process = process;
         _profile = profile;
@@ -37,25 +36,14 @@ internal sealed class Chromium : IAsyncDisposable
     public static async Task<Chromium> StartAsync()
     {
         var profile = Directory.CreateTempSubdirectory("herd-chromium-").FullName;
-        var start = new ProcessStartInfo(Path) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-        foreach (var arg in new[] { "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                     "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", $"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank" })
-            start.ArgumentList.Add(arg);
-        var listening = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var process = new Process { StartInfo = start };
-        process.ErrorDataReceived += (_, e) =>
-        {
-            const string prefix = "DevTools listening on ";
-            if (e.Data?.StartsWith(prefix, StringComparison.Ordinal) == true) listening.TrySetResult(new Uri(e.Data[prefix.Length..]));
-        };
-        process.OutputDataReceived += (_, _) => { };
-        process.Start();
-        process.BeginErrorReadLine();
-        process.BeginOutputReadLine();
+        var process = TestProcess.Start([Path, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", $"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank"]);
         var browser = new Chromium(process, profile);
         try
         {
-            await browser._socket.ConnectAsync(await listening.Task.WaitAsync(TestCluster.Timeout), CancellationToken.None).WaitAsync(TestCluster.Timeout);
+            const string Prefix = "DevTools listening on ";
+            var listening = await process.Errors.WaitForAsync(line => line.StartsWith(Prefix, StringComparison.Ordinal));
+            await browser._socket.ConnectAsync(new Uri(listening[Prefix.Length..]), CancellationToken.None).WaitAsync(TestCluster.Timeout);
             return browser;
         }
         catch
@@ -117,9 +105,7 @@ internal sealed class Chromium : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _socket.Dispose();
-        if (!_process.HasExited) _process.Kill(entireProcessTree: true);
-        await _process.WaitForExitAsync().WaitAsync(TestCluster.Timeout);
-        _process.Dispose();
+        await _process.DisposeAsync();
         Directory.Delete(_profile, recursive: true);
     }
 }

@@ -26,4 +26,15 @@ public sealed class ConfigurationTests
         var error = Assert.Throws<InvalidOperationException>(() => Config((key, value)).GetSupervisorOptions());
         Assert.Contains(named, error.Message, StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData("Herd", "ReloadBatchSize", "0", "Herd:ReloadBatchSize: ReloadBatchSize must be at least 1.")]
+    [InlineData("App:Cluster", "MaxWorkers", "0", "App:Cluster:MaxWorkers: MaxWorkers must be at least 1.")]
+    [InlineData("App:Cluster", "Workers", "-1", "App:Cluster:Workers: Workers cannot be negative.")]
+    [InlineData("Herd", "DrainDelay", "-00:00:01", "Herd:DrainDelay: DrainDelay cannot be negative.")]
+    public void A_value_out_of_range_is_named_by_its_configuration_path(string section, string key, string value, string message)
+    {
+        var error = Assert.Throws<InvalidOperationException>(() => Config(($"{section}:{key}", value)).GetSupervisorOptions(section));
+        Assert.Equal(message, error.Message);
+    }
 }

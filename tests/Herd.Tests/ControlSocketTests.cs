@@ -59,8 +59,8 @@ public sealed class ControlSocketTests
         using var runtime = new RuntimeDir();
         var victim = Path.Combine(runtime.Path, "victim.sock"); // where ../../victim would land: two folders up from the socket's, XDG_RUNTIME_DIR/herd
         File.WriteAllText(victim, "precious");
-        var (code, output) = await Programs.RunAsync(["dotnet", TestCluster.HerdCliDll, "run", "-i", "1", "--name", name, "--", "dotnet", TestCluster.PlainWebAppDll],
-            start => start.Environment["XDG_RUNTIME_DIR"] = Path.Combine(runtime.Path, "xdg"));
+        var (code, output) = await TestProcess.RunAsync(["dotnet", TestCluster.HerdCliDll, "run", "-i", "1", "--name", name, "--", "dotnet", TestCluster.PlainWebAppDll],
+            new Dictionary<string, string?> { ["XDG_RUNTIME_DIR"] = Path.Combine(runtime.Path, "xdg") });
         Assert.Equal(2, code);
         Assert.Contains("--name", output, StringComparison.Ordinal);
         OneLine(output);
@@ -82,18 +82,11 @@ public sealed class ControlSocketTests
         File.Delete(file);
 
         // A primary killed with SIGKILL leaves its socket behind: the next command says the app is not running, and the next run takes its place.
-        using (var killed = runtime.StartHerd("run", "-i", "1", "--name", "app", "--", "dotnet", TestCluster.PlainWebAppDll, "--urls", $"http://127.0.0.1:{Ports.Free()}"))
+        await using (var killed = runtime.StartHerd("run", "-i", "1", "--name", "app", "--", "dotnet", TestCluster.PlainWebAppDll, "--urls", $"http://127.0.0.1:{Ports.Free()}"))
         {
-            try
-            {
-                await LogTests.WorkerPidsAsync("app", 1, runtimeDir: runtime.Path);
-                killed.Kill();
-                await killed.WaitForExitAsync().WaitAsync(TestCluster.Timeout);
-            }
-            finally
-            {
-                killed.Kill(entireProcessTree: true);
-            }
+            await LogTests.WorkerPidsAsync("app", 1, runtimeDir: runtime.Path);
+            killed.Kill();
+            await killed.WaitForExitAsync();
         }
         Assert.True(File.Exists(file));
         (code, output) = await runtime.HerdAsync("ls", "--name", "app");
@@ -102,46 +95,32 @@ public sealed class ControlSocketTests
         Assert.DoesNotContain("(no ", output, StringComparison.Ordinal);
         OneLine(output);
 
-        using var again = runtime.StartHerd("run", "-i", "1", "--name", "app", "--", "dotnet", TestCluster.PlainWebAppDll, "--urls", $"http://127.0.0.1:{Ports.Free()}");
-        try
-        {
-            await LogTests.WorkerPidsAsync("app", 1, runtimeDir: runtime.Path);
-            Assert.Equal(0, (await runtime.HerdAsync("stop", "--name", "app")).Code);
-            await again.WaitForExitAsync().WaitAsync(TestCluster.Timeout);
-        }
-        finally
-        {
-            again.Kill(entireProcessTree: true);
-        }
+        await using var again = runtime.StartHerd("run", "-i", "1", "--name", "app", "--", "dotnet", TestCluster.PlainWebAppDll, "--urls", $"http://127.0.0.1:{Ports.Free()}");
+        await LogTests.WorkerPidsAsync("app", 1, runtimeDir: runtime.Path);
+        Assert.Equal(0, (await runtime.HerdAsync("stop", "--name", "app")).Code);
+        await again.WaitForExitAsync();
     }
 
     [Fact]
     public async Task The_default_name_comes_from_the_command_and_a_lone_app_needs_no_name()
     {
         using var runtime = new RuntimeDir();
-        using var plain = runtime.StartHerd("run", "-i", "1", "--", "dotnet", TestCluster.PlainWebAppDll, "--urls", $"http://127.0.0.1:{Ports.Free()}");
-        try
-        {
-            await LogTests.WorkerPidsAsync("PlainWebApp", 1, runtimeDir: runtime.Path);
-            var (code, output) = await runtime.HerdAsync("ls", "--json");
-            Assert.Equal(0, code);
-            Assert.Single(System.Text.Json.JsonDocument.Parse(output).RootElement.EnumerateArray());
+        await using var plain = runtime.StartHerd("run", "-i", "1", "--", "dotnet", TestCluster.PlainWebAppDll, "--urls", $"http://127.0.0.1:{Ports.Free()}");
+        await LogTests.WorkerPidsAsync("PlainWebApp", 1, runtimeDir: runtime.Path);
+        var (code, output) = await runtime.HerdAsync("ls", "--json");
+        Assert.Equal(0, code);
+        Assert.Single(System.Text.Json.JsonDocument.Parse(output).RootElement.EnumerateArray());
 
-            await using var other = await HerdRun.StartAsync(1, null, null, ("XDG_RUNTIME_DIR", runtime.Path));
-            (code, output) = await runtime.HerdAsync("ls");
-            Assert.Equal(2, code);
-            Assert.Contains("PlainWebApp", output, StringComparison.Ordinal);
-            Assert.Contains(other.Name, output, StringComparison.Ordinal);
-            OneLine(output);
+        await using var other = await HerdRun.StartAsync(1, null, null, ("XDG_RUNTIME_DIR", runtime.Path));
+        (code, output) = await runtime.HerdAsync("ls");
+        Assert.Equal(2, code);
+        Assert.Contains("PlainWebApp", output, StringComparison.Ordinal);
+        Assert.Contains(other.Name, output, StringComparison.Ordinal);
+        OneLine(output);
 
-            Assert.Equal(0, (await runtime.HerdAsync("stop", "--name", other.Name)).Code);
-            Assert.Equal(0, (await runtime.HerdAsync("stop")).Code); // the one left
-            await plain.WaitForExitAsync().WaitAsync(TestCluster.Timeout);
-        }
-        finally
-        {
-            plain.Kill(entireProcessTree: true);
-        }
+        Assert.Equal(0, (await runtime.HerdAsync("stop", "--name", other.Name)).Code);
+        Assert.Equal(0, (await runtime.HerdAsync("stop")).Code); // the one left
+        await plain.WaitForExitAsync();
     }
 
     [Fact]
@@ -187,8 +166,8 @@ public sealed class ControlSocketTests
         using var runtime = new RuntimeDir();
         var deep = Path.Combine(runtime.Path, new string('d', 60));
         Directory.CreateDirectory(deep);
-        var (code, output) = await Programs.RunAsync(["dotnet", TestCluster.HerdCliDll, "run", "-i", "1", "--name", new string('n', 60), "--", "dotnet", TestCluster.PlainWebAppDll],
-            start => start.Environment["XDG_RUNTIME_DIR"] = deep);
+        var (code, output) = await TestProcess.RunAsync(["dotnet", TestCluster.HerdCliDll, "run", "-i", "1", "--name", new string('n', 60), "--", "dotnet", TestCluster.PlainWebAppDll],
+            new Dictionary<string, string?> { ["XDG_RUNTIME_DIR"] = deep });
         Assert.Equal(2, code);
         Assert.Contains("108", output, StringComparison.Ordinal);
         OneLine(output);
@@ -211,21 +190,11 @@ public sealed class ControlSocketTests
 
         public string Path => _folder.FullName;
 
-        public Task<(int Code, string Output)> HerdAsync(params string[] args) =>
-            Programs.RunAsync(["dotnet", TestCluster.HerdCliDll, .. args], start => start.Environment["XDG_RUNTIME_DIR"] = Path);
+        public Task<(int Code, string Output)> HerdAsync(params string[] args) => TestProcess.RunAsync(["dotnet", TestCluster.HerdCliDll, .. args], Environment);
 
-        public Process StartHerd(params string[] args)
-        {
-            var start = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-            foreach (var arg in (string[])[TestCluster.HerdCliDll, .. args]) start.ArgumentList.Add(arg);
-            start.Environment["XDG_RUNTIME_DIR"] = Path;
-            var process = Process.Start(start)!;
-            process.OutputDataReceived += (_, _) => { };
-            process.ErrorDataReceived += (_, _) => { };
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-            return process;
-        }
+        public TestProcess StartHerd(params string[] args) => TestProcess.Start(["dotnet", TestCluster.HerdCliDll, .. args], Environment);
+
+        private Dictionary<string, string?> Environment => new() { ["XDG_RUNTIME_DIR"] = Path };
 
         public void Dispose() => _folder.Delete(recursive: true);
     }

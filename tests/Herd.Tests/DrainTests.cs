@@ -240,14 +240,6 @@ public sealed class DrainTests(ITestOutputHelper output)
 
         public int Answered => Volatile.Read(ref AnsweredCount);
 
-        public async Task AnsweredAtLeastAsync(int count)
-        {
-            var clock = Stopwatch.StartNew();
-            while (Answered < count)
-            {
-                Assert.True(clock.Elapsed < TestCluster.Timeout, $"only {Answered} answers, {Lost} lost");
-                await Task.Delay(20);
-            }
-        }
+        public Task AnsweredAtLeastAsync(int count) => TestCluster.UntilAsync(() => Answered >= count, $"{count} answers ({Answered} so far, {Lost} lost)");
     }
 }

@@ -9,29 +9,19 @@ namespace Herd.Tests;
 /// </summary>
 internal sealed class HostProcess : IAsyncDisposable
 {
-    private readonly Process _process;
-    private readonly List<string> _lines = [];
-    private readonly Lock _gate = new();
-    private readonly Task _reading;
-    private TaskCompletionSource _more = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TestProcess _process;
 
-    private HostProcess(Process process)
-    {
-        _process = process;
-        _reading = Task.Run(ReadAsync);
-    }
+    private HostProcess(TestProcess process) => _process = process;
 
     /// <summary>Starts a primary whose workers run the test worker with <paramref name="workerArgs"/>.</summary>
     public static async Task<HostProcess> StartAsync(params string[] workerArgs)
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardInput = true, RedirectStandardOutput = true, UseShellExecute = false };
-        foreach (var arg in (string[])[TestCluster.WorkerDll, "host", .. workerArgs]) start.ArgumentList.Add(arg);
-        var host = new HostProcess(Process.Start(start)!);
+        var host = new HostProcess(TestProcess.Start(["dotnet", TestCluster.WorkerDll, "host", .. workerArgs], input: true));
         await host.WaitForAsync(line => line == "ready");
         return host;
     }
 
-    public int Pid => _process.Id;
+    public int Pid => _process.Pid;
 
     /// <summary>The primary's open sockets, pipes and other non-file fds (the runtime opens assemblies lazily: not leaks).</summary>
     public int OpenFds => Directory.GetFileSystemEntries($"/proc/{Pid}/fd").Count(fd => new FileInfo(fd).LinkTarget is { } target && !target.StartsWith('/'));
@@ -41,42 +31,16 @@ internal sealed class HostProcess : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
-    public IReadOnlyList<string> Lines
-    {
-        get
-        {
-            lock (_gate) return [.. _lines];
-        }
-    }
+    public IReadOnlyList<string> Lines => _process.Output.Lines;
 
     /// <summary>Waits for the first line from index <paramref name="from"/> on that matches.</summary>
-    public async Task<string> WaitForAsync(Func<string, bool> match, int from = 0)
-    {
-        using var timeout = new CancellationTokenSource(TestCluster.Timeout);
-        while (true)
-        {
-            Task more;
-            lock (_gate)
-            {
-                for (int i = from; i < _lines.Count; i++)
-                {
-                    if (match(_lines[i])) return _lines[i];
-                }
-                from = _lines.Count;
-                more = _more.Task;
-            }
-            if (_reading.IsCompleted) throw new InvalidOperationException($"The primary exited without the line awaited; it said:{Environment.NewLine}{string.Join(Environment.NewLine, Lines)}");
-            await more.WaitAsync(timeout.Token);
-        }
-    }
+    public Task<string> WaitForAsync(Func<string, bool> match, int from = 0) => _process.Output.WaitForAsync(match, from);
 
     /// <summary>Sends a command and returns the first line after it that starts with <paramref name="reply"/>.</summary>
     public async Task<string> CommandAsync(string command, string reply)
     {
-        int from;
-        lock (_gate) from = _lines.Count;
-        await _process.StandardInput.WriteLineAsync(command);
-        await _process.StandardInput.FlushAsync();
+        int from = _process.Output.Count;
+        await _process.WriteLineAsync(command);
         return await WaitForAsync(line => line.StartsWith(reply, StringComparison.Ordinal), from);
     }
 
@@ -97,13 +61,9 @@ internal sealed class HostProcess : IAsyncDisposable
     /// <summary>Polls the primary's connection counts until every accepted connection has an outcome.</summary>
     public async Task<ConnectionStats> SettledStatsAsync()
     {
-        var deadline = Stopwatch.StartNew();
-        while (true)
-        {
-            var stats = await StatsAsync();
-            if (stats.Pending == 0 || deadline.Elapsed > TestCluster.Timeout) return stats;
-            await Task.Delay(50);
-        }
+        ConnectionStats stats = default!;
+        await TestCluster.UntilAsync(async () => (stats = await StatsAsync()).Pending == 0, "every accepted connection to have an outcome");
+        return stats;
     }
 
     /// <summary>Pids of the workers that said they listen, and have not exited.</summary>
@@ -120,7 +80,7 @@ internal sealed class HostProcess : IAsyncDisposable
     {
         _process.Kill();
         var killedAt = Stopwatch.StartNew();
-        await _process.WaitForExitAsync().WaitAsync(TestCluster.Timeout);
+        await _process.WaitForExitAsync();
         while (workers.Any(LifecycleTests.IsAlive) && killedAt.Elapsed < TimeSpan.FromSeconds(5)) await Task.Delay(10);
         return killedAt.Elapsed;
     }
@@ -129,8 +89,7 @@ internal sealed class HostProcess : IAsyncDisposable
     {
         var workers = Lines.Where(l => l.StartsWith("forked ", StringComparison.Ordinal) || l.StartsWith("listening ", StringComparison.Ordinal))
             .Select(l => int.Parse(l.Split(' ')[2], CultureInfo.InvariantCulture)).ToHashSet();
-        if (!_process.HasExited) _process.Kill();
-        await _process.WaitForExitAsync().WaitAsync(TestCluster.Timeout);
+        await _process.DisposeAsync();
         foreach (int pid in workers.Where(LifecycleTests.IsAlive))
         {
             try
@@ -141,29 +100,6 @@ internal sealed class HostProcess : IAsyncDisposable
             {
                 // already gone
             }
-        }
-        _process.Dispose();
-    }
-
-    private async Task ReadAsync()
-    {
-        try
-        {
-            while (await _process.StandardOutput.ReadLineAsync() is { } line)
-            {
-                TaskCompletionSource more;
-                lock (_gate)
-                {
-                    _lines.Add(line);
-                    more = _more;
-                    _more = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                }
-                more.SetResult();
-            }
-        }
-        finally
-        {
-            lock (_gate) _more.TrySetResult();
         }
     }
 }

@@ -12,53 +12,27 @@ public sealed class KestrelTests
     public async Task HelloCluster_answers_hello_world_from_every_worker()
     {
         int port = Ports.Free();
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var arg in new[] { SampleDll, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--workers", "2" })
-            start.ArgumentList.Add(arg);
-        using var primary = Process.Start(start)!;
-        var output = new List<string>();
-        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var stopped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        primary.OutputDataReceived += (_, e) =>
+        await using var primary = TestProcess.Start(["dotnet", SampleDll, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--workers", "2"]);
+        string Output() => primary.Output.ToString() + primary.Errors;
+        await primary.Output.WaitForAsync(l => l.StartsWith("Worker ", StringComparison.Ordinal), count: 2, "two workers started");
+        using var http = new HttpClient { Timeout = TestCluster.Timeout };
+        http.DefaultRequestHeaders.ConnectionClose = true; // a new connection per request, so round robin shows
+        var root = new Uri($"http://127.0.0.1:{port}/");
+        Assert.Equal("hello world\n", await GetWhenUpAsync(http, root, Output));
+        // A worker gets connections once it is ready, which may be a moment after it says it started.
+        var pids = new HashSet<string>();
+        await TestCluster.UntilAsync(async () =>
         {
-            if (e.Data is null) return;
-            lock (output)
-            {
-                output.Add(e.Data);
-                if (output.Count(l => l.StartsWith("Worker ", StringComparison.Ordinal)) == 2) started.TrySetResult();
-                if (output.Count(l => l.StartsWith("worker ", StringComparison.Ordinal) && l.EndsWith(" died", StringComparison.Ordinal)) == 2) stopped.TrySetResult();
-            }
-        };
-        primary.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data is not null) lock (output) output.Add(e.Data);
-        };
-        primary.BeginOutputReadLine();
-        primary.BeginErrorReadLine();
-        try
-        {
-            await started.Task.WaitAsync(TestCluster.Timeout);
-            using var http = new HttpClient { Timeout = TestCluster.Timeout };
-            http.DefaultRequestHeaders.ConnectionClose = true; // a new connection per request, so round robin shows
-            var root = new Uri($"http://127.0.0.1:{port}/");
-            Assert.Equal("hello world\n", await GetWhenUpAsync(http, root, () => string.Join('\n', output)));
-            // A worker gets connections once it is ready, which may be a moment after it says it started.
-            var pids = new HashSet<string>();
-            var clock = Stopwatch.StartNew();
-            while (pids.Count < 2 && clock.Elapsed < TestCluster.Timeout) pids.Add(await http.GetStringAsync(new Uri(root, "pid")));
-            Assert.Equal(2, pids.Count);
-            lock (output) Assert.Contains($"Primary {primary.Id} is running", output);
+            pids.Add(await http.GetStringAsync(new Uri(root, "pid")));
+            return pids.Count == 2;
+        }, "both workers serving");
+        Assert.Equal(2, pids.Count);
+        Assert.Contains($"Primary {primary.Pid} is running", primary.Output.Lines.Concat(primary.Errors.Lines));
 
-            Assert.True(Native.Fd.Kill(primary.Id, (int)UnixSignal.SIGTERM)); // a graceful stop of the whole cluster
-            await stopped.Task.WaitAsync(TestCluster.Timeout);
-            await primary.WaitForExitAsync().WaitAsync(TestCluster.Timeout);
-            Assert.Equal(0, primary.ExitCode);
-            Assert.All(pids, pid => Assert.False(LifecycleTests.IsAlive(int.Parse(pid, System.Globalization.CultureInfo.InvariantCulture))));
-        }
-        finally
-        {
-            if (!primary.HasExited) primary.Kill(entireProcessTree: true);
-        }
+        Assert.True(Native.Fd.Kill(primary.Pid, (int)UnixSignal.SIGTERM)); // a graceful stop of the whole cluster
+        await primary.Output.WaitForAsync(l => l.StartsWith("worker ", StringComparison.Ordinal) && l.EndsWith(" died", StringComparison.Ordinal), count: 2, "two workers died");
+        Assert.Equal(0, await primary.WaitForExitAsync());
+        Assert.All(pids, pid => Assert.False(LifecycleTests.IsAlive(int.Parse(pid, System.Globalization.CultureInfo.InvariantCulture))));
     }
 
     // Under SCHED_NONE the leaving worker's own accept thread (SharedListener) must let go of the shared socket too.
@@ -95,8 +69,7 @@ public sealed class KestrelTests
             }
         }
         var clients = Enumerable.Range(0, Clients).Select(_ => Task.Run(ClientAsync)).ToArray();
-        var deadline = Stopwatch.StartNew();
-        while (Volatile.Read(ref done) < Clients * RequestsEach / 4 && deadline.Elapsed < TestCluster.Timeout) await Task.Delay(10);
+        await TestCluster.UntilAsync(() => Volatile.Read(ref done) >= Clients * RequestsEach / 4, "a quarter of the requests done");
 
         var exit = await leaving.DisconnectAsync().WaitAsync(TestCluster.Timeout);
         await Task.WhenAll(clients).WaitAsync(TestCluster.Timeout);
@@ -144,32 +117,11 @@ public sealed class KestrelTests
         squatter.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Any, 0));
         squatter.Listen();
         int port = ((System.Net.IPEndPoint)squatter.LocalEndPoint!).Port;
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var arg in new[] { SampleDll, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--workers", "1" })
-            start.ArgumentList.Add(arg);
-        using var primary = Process.Start(start)!;
-        var output = new System.Collections.Concurrent.ConcurrentQueue<string>();
-        var died = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        primary.OutputDataReceived += (_, e) =>
+        string[] output;
+        await using (var primary = TestProcess.Start(["dotnet", SampleDll, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--workers", "1"]))
         {
-            if (e.Data is null) return;
-            output.Enqueue(e.Data);
-            if (e.Data.StartsWith("worker ", StringComparison.Ordinal) && e.Data.EndsWith(" died", StringComparison.Ordinal)) died.TrySetResult();
-        };
-        primary.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data is not null) output.Enqueue(e.Data);
-        };
-        primary.BeginOutputReadLine();
-        primary.BeginErrorReadLine();
-        try
-        {
-            await died.Task.WaitAsync(TestCluster.Timeout);
-        }
-        finally
-        {
-            primary.Kill(entireProcessTree: true);
-            await primary.WaitForExitAsync().WaitAsync(TestCluster.Timeout);
+            await primary.Output.WaitForAsync(l => l.StartsWith("worker ", StringComparison.Ordinal) && l.EndsWith(" died", StringComparison.Ordinal));
+            output = [.. primary.Output.Lines, .. primary.Errors.Lines];
         }
         Assert.Contains(output, line => line.Contains($"Failed to bind to address http://0.0.0.0:{port}: address already in use.", StringComparison.Ordinal));
     }

@@ -18,17 +18,17 @@ public sealed partial class LogTests
     {
         var folder = Directory.CreateTempSubdirectory("herd-fifo-");
         var fifo = Path.Combine(folder.FullName, "out");
-        Assert.Equal(0, (await Programs.RunAsync(["mkfifo", fifo])).Code);
+        Assert.Equal(0, (await TestProcess.RunAsync(["mkfifo", fifo])).Code);
         // Held open read-write so that herd's open of it does not wait for a reader; read only to prove the marker.
         using var held = File.OpenHandle(fifo, FileMode.Open, FileAccess.ReadWrite);
         int port = Ports.Free();
         var name = "test-" + Guid.NewGuid().ToString("N")[..8];
-        var start = new ProcessStartInfo("sh") { UseShellExecute = false };
-        foreach (var arg in (string[])["-c", "exec \"$@\" >\"$0\" 2>&1", fifo, "dotnet", TestCluster.HerdCliDll, "run", "-i", "1", "--name", name, "--", .. TestWorker(port)])
-            start.ArgumentList.Add(arg);
-        start.Environment.Remove("XDG_RUNTIME_DIR");
-        start.Environment["HERD_TEST_PRINT"] = "5000:100"; // 500 KB a connection: far more than the FIFO and herd's buffer hold
-        using var herd = Process.Start(start)!;
+        await using var herd = TestProcess.Start(["sh", "-c", "exec \"$@\" >\"$0\" 2>&1", fifo, "dotnet", TestCluster.HerdCliDll, "run", "-i", "1", "--name", name, "--", .. TestWorker(port)],
+            new Dictionary<string, string?>
+            {
+                ["XDG_RUNTIME_DIR"] = null,
+                ["HERD_TEST_PRINT"] = "5000:100", // 500 KB a connection: far more than the FIFO and herd's buffer hold
+            });
         try
         {
             var worker = await WorkerPidsAsync(name, 1);
@@ -65,13 +65,12 @@ public sealed partial class LogTests
 
             clock.Restart();
             Assert.Equal(0, (await HerdRun.CliAsync("stop", "--name", name)).Code);
-            await herd.WaitForExitAsync().WaitAsync(TestCluster.Timeout);
-            Assert.Equal(0, herd.ExitCode);
+            Assert.Equal(0, await herd.WaitForExitAsync());
             Console.WriteLine($"stdout stalled: restart {restarted.TotalSeconds:0.0} s, reload {reloaded.TotalSeconds:0.0} s, stop {clock.Elapsed.TotalSeconds:0.0} s; {DroppedMarker().Match(output.ToString()).Value}");
         }
         finally
         {
-            if (!herd.HasExited) herd.Kill(entireProcessTree: true);
+            herd.Kill(entireProcessTree: true);
             folder.Delete(recursive: true);
         }
     }
@@ -97,61 +96,45 @@ public sealed partial class LogTests
         const int Lines = 100_000;
         await using var herd = await HerdRun.StartAsync(1, null, TestWorker, ("HERD_TEST_PRINT", $"{Lines}:20"));
         var worker = (await herd.LsAsync())[0];
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, UseShellExecute = false };
-        foreach (var arg in new[] { TestCluster.HerdCliDll, "logs", "-f", "--name", herd.Name }) start.ArgumentList.Add(arg);
-        start.Environment.Remove("XDG_RUNTIME_DIR");
-        using var follower = Process.Start(start)!;
-        try
-        {
-            // Following once it has the worker's first line; then the worker prints.
-            while (await follower.StandardOutput.ReadLineAsync().WaitAsync(TestCluster.Timeout) is { } first && !first.Contains("serving", StringComparison.Ordinal)) { }
-            Assert.Equal(worker, await Client.PidOfAsync(new IPEndPoint(IPAddress.Loopback, herd.Port)));
+        await using var follower = TestProcess.Start(["dotnet", TestCluster.HerdCliDll, "logs", "-f", "--name", herd.Name], new Dictionary<string, string?> { ["XDG_RUNTIME_DIR"] = null });
+        // Following once it has the worker's first line; then the worker prints.
+        var first = await follower.Output.WaitForAsync(line => line.Contains("serving", StringComparison.Ordinal));
+        int next = follower.Output.Lines.ToList().IndexOf(first) + 1;
+        Assert.Equal(worker, await Client.PidOfAsync(new IPEndPoint(IPAddress.Loopback, herd.Port)));
 
-            int expected = 1, received = 0, markers = 0;
-            using var timeout = new CancellationTokenSource(TestCluster.Timeout);
-            while (expected <= Lines)
-            {
-                var line = await follower.StandardOutput.ReadLineAsync(timeout.Token) ?? throw new InvalidOperationException("the follower ended");
-                if (DroppedMarker().Match(line) is { Success: true } marker)
-                {
-                    expected += int.Parse(marker.Groups[1].Value, CultureInfo.InvariantCulture);
-                    markers++;
-                    continue;
-                }
-                Assert.Equal($"[1] line {expected} {new string('x', 20)}", line);
-                expected++;
-                received++;
-            }
-            Console.WriteLine($"a follower of {Lines} lines: {received} received in order, {Lines - received} reported dropped in {markers} marker(s)");
-            Assert.Equal(Lines + 1, expected);
-        }
-        finally
+        int expected = 1, received = 0, markers = 0;
+        using var timeout = new CancellationTokenSource(TestCluster.Timeout);
+        while (expected <= Lines)
         {
-            follower.Kill();
-            await follower.WaitForExitAsync();
+            var line = await follower.Output.LineAsync(next++, timeout.Token);
+            if (DroppedMarker().Match(line) is { Success: true } marker)
+            {
+                expected += int.Parse(marker.Groups[1].Value, CultureInfo.InvariantCulture);
+                markers++;
+                continue;
+            }
+            Assert.Equal($"[1] line {expected} {new string('x', 20)}", line);
+            expected++;
+            received++;
         }
+        Console.WriteLine($"a follower of {Lines} lines: {received} received in order, {Lines - received} reported dropped in {markers} marker(s)");
+        Assert.Equal(Lines + 1, expected);
     }
 
     /// <summary>The pids <c>herd ls</c> lists once it lists <paramref name="count"/> workers, none of them <paramref name="except"/>.</summary>
     internal static async Task<List<int>> WorkerPidsAsync(string name, int count, int except = 0, string? runtimeDir = null)
     {
-        var clock = Stopwatch.StartNew();
-        while (true)
+        List<int> workers = [];
+        await TestCluster.UntilAsync(async () =>
         {
-            var (code, output) = await Programs.RunAsync(["dotnet", TestCluster.HerdCliDll, "ls", "--json", "--name", name], start =>
-            {
-                if (runtimeDir is null) start.Environment.Remove("XDG_RUNTIME_DIR");
-                else start.Environment["XDG_RUNTIME_DIR"] = runtimeDir;
-            });
-            if (code == 0)
-            {
-                var workers = System.Text.Json.JsonDocument.Parse(output).RootElement.EnumerateArray()
-                    .Where(w => w.GetProperty("state").GetString() == "listening").Select(w => w.GetProperty("pid").GetInt32()).ToList();
-                if (workers.Count == count && !workers.Contains(except)) return workers;
-            }
-            Assert.True(clock.Elapsed < TestCluster.Timeout, $"herd ls never listed {count} listening worker(s) but {except}: {output}");
-            await Task.Delay(100);
-        }
+            var (code, output) = await TestProcess.RunAsync(["dotnet", TestCluster.HerdCliDll, "ls", "--json", "--name", name],
+                new Dictionary<string, string?> { ["XDG_RUNTIME_DIR"] = runtimeDir });
+            if (code != 0) return false;
+            workers = [.. System.Text.Json.JsonDocument.Parse(output).RootElement.EnumerateArray()
+                .Where(w => w.GetProperty("state").GetString() == "listening").Select(w => w.GetProperty("pid").GetInt32())];
+            return workers.Count == count && !workers.Contains(except);
+        }, $"herd ls to list {count} listening worker(s) but {except}");
+        return workers;
     }
 
     private static long PeakKb(int pid) => long.Parse(File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith("VmHWM:", StringComparison.Ordinal))

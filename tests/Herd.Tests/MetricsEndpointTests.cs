@@ -102,15 +102,8 @@ public sealed partial class MetricsEndpointTests
                 static_configs:
                   - targets: ['127.0.0.1:{port}']
             """);
-        var start = new ProcessStartInfo(PrometheusFactAttribute.Prometheus) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-        foreach (var arg in new[] { $"--config.file={config}", $"--storage.tsdb.path={Path.Combine(folder.FullName, "data")}", $"--web.listen-address=127.0.0.1:{web}" })
-            start.ArgumentList.Add(arg);
-        using var prometheus = Process.Start(start)!;
-        var log = new System.Collections.Concurrent.ConcurrentQueue<string>();
-        prometheus.ErrorDataReceived += (_, e) => log.Enqueue(e.Data ?? "");
-        prometheus.OutputDataReceived += (_, _) => { };
-        prometheus.BeginErrorReadLine();
-        prometheus.BeginOutputReadLine();
+        var prometheus = TestProcess.Start([PrometheusFactAttribute.Prometheus, $"--config.file={config}",
+            $"--storage.tsdb.path={Path.Combine(folder.FullName, "data")}", $"--web.listen-address=127.0.0.1:{web}"]);
         try
         {
             using var http = new HttpClient { Timeout = TestCluster.Timeout };
@@ -119,8 +112,8 @@ public sealed partial class MetricsEndpointTests
             double total = -1;
             while (total != Requests)
             {
-                Assert.True(clock.Elapsed < TestCluster.Timeout, $"Prometheus's total is {total}, not {Requests}:\n{string.Join('\n', log.TakeLast(20))}");
-                Assert.False(prometheus.HasExited, string.Join('\n', log));
+                Assert.True(clock.Elapsed < TestCluster.Timeout, $"Prometheus's total is {total}, not {Requests}:\n{string.Join('\n', prometheus.Errors.Lines.TakeLast(20))}");
+                Assert.False(prometheus.HasExited, prometheus.Errors.ToString());
                 await Task.Delay(200);
                 try
                 {
@@ -138,24 +131,22 @@ public sealed partial class MetricsEndpointTests
         }
         finally
         {
-            if (!prometheus.HasExited) prometheus.Kill(entireProcessTree: true);
-            await prometheus.WaitForExitAsync().WaitAsync(TestCluster.Timeout);
+            await prometheus.DisposeAsync();
             folder.Delete(recursive: true);
         }
     }
 
     private static async Task<string> UntilCountedAsync(Func<Task<string>> scrape, int requests)
     {
-        var clock = Stopwatch.StartNew();
-        while (true)
+        string exposition = "";
+        await TestCluster.UntilAsync(async () =>
         {
-            var exposition = await scrape();
+            exposition = await scrape();
             double counted = Parse(exposition).Where(s => s.Name == RequestCount).Sum(s => s.Value);
             Assert.True(counted <= requests, $"counted {counted} of {requests}:\n{exposition}");
-            if (counted == requests) return exposition;
-            Assert.True(clock.Elapsed < TestCluster.Timeout, $"counted {counted} of {requests}:\n{exposition}");
-            await Task.Delay(50);
-        }
+            return counted == requests;
+        }, $"{requests} requests counted");
+        return exposition;
     }
 
     private static async Task AssertPromtoolPassesAsync(string exposition)
@@ -164,7 +155,7 @@ public sealed partial class MetricsEndpointTests
         try
         {
             await File.WriteAllTextAsync(file, exposition);
-            var (code, output) = await Programs.RunAsync(["sh", "-c", $"{PrometheusFactAttribute.Promtool} check metrics < '{file}'"]);
+            var (code, output) = await TestProcess.RunAsync(["sh", "-c", $"{PrometheusFactAttribute.Promtool} check metrics < '{file}'"]);
             Assert.True(code == 0, output);
         }
         finally

@@ -57,22 +57,16 @@ public sealed class OneWorkerTests
 
     private static async Task<int> NextWriterAsync(string file, int except)
     {
-        var clock = Stopwatch.StartNew();
-        while (clock.Elapsed < TestCluster.Timeout)
-        {
-            var last = Lines(file).LastOrDefault();
-            if (last.Pid != 0 && last.Pid != except) return last.Pid;
-            await Task.Delay(20);
-        }
-        throw new TimeoutException($"no worker but {except} ran the job within {TestCluster.Timeout}");
+        int writer = 0;
+        await TestCluster.UntilAsync(() => (writer = Lines(file).LastOrDefault().Pid) != 0 && writer != except, $"a worker but {except} to run the job");
+        return writer;
     }
 
     // The job writes 20 lines a second; this waits for some while keeping the test bounded.
     private static async Task WhileWritingAsync(string file, TimeSpan span)
     {
         int before = Lines(file).Count;
-        var clock = Stopwatch.StartNew();
-        while (Lines(file).Count < before + (int)(span.TotalMilliseconds / 50) && clock.Elapsed < TestCluster.Timeout) await Task.Delay(50);
+        await TestCluster.UntilAsync(() => Lines(file).Count >= before + (int)(span.TotalMilliseconds / 50), $"the job's lines for {span}");
     }
 
     private static List<int> Writers(string file, TimeSpan since)

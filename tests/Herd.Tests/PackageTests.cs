@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Globalization;
 
 namespace Herd.Tests;
@@ -23,7 +21,7 @@ public sealed class PackageTests
         try
         {
             var packages = Path.Combine(temp.FullName, "packages");
-            var (packed, packOutput) = await RunAsync(Path.Combine(RepositoryRoot, "build/pack.sh"), ["--output", packages], null, PackTimeout);
+            var (packed, packOutput) = await TestProcess.RunAsync([Path.Combine(RepositoryRoot, "build/pack.sh"), "--output", packages], timeout: PackTimeout);
             Assert.True(packed == 0, packOutput);
             Assert.Contains(Directory.GetFiles(packages), f => Path.GetFileName(f).StartsWith("Herd.AspNetCore.", StringComparison.Ordinal) && f.EndsWith(".snupkg", StringComparison.Ordinal));
             var tool = Directory.GetFiles(packages, "Herd.Cli.*.nupkg").Single();
@@ -40,26 +38,16 @@ public sealed class PackageTests
                 ["DOTNET_ROOT"] = Path.GetDirectoryName(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "/usr/share/dotnet/dotnet"),
             };
             var tools = Path.Combine(temp.FullName, "tools");
-            var (installed, installOutput) = await RunAsync("dotnet",
-                ["tool", "install", "--tool-path", tools, "--add-source", packages, "Herd.Cli", "--version", version], environment, PackTimeout);
+            var (installed, installOutput) = await TestProcess.RunAsync(
+                ["dotnet", "tool", "install", "--tool-path", tools, "--add-source", packages, "Herd.Cli", "--version", version], environment, PackTimeout);
             Assert.True(installed == 0, installOutput);
 
             int port = Ports.Free();
             var name = "pack-" + Guid.NewGuid().ToString("N")[..8];
-            using var herd = Start(Path.Combine(tools, "herd"), ["run", "-i", "2", "--name", name, "--", "dotnet", TestCluster.PlainWebAppDll, "--urls", $"http://127.0.0.1:{port}"], environment);
-            var errors = new ConcurrentQueue<string>();
-            var running = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            herd.ErrorDataReceived += (_, e) =>
-            {
-                if (e.Data is null) return;
-                errors.Enqueue(e.Data);
-                if (e.Data.Contains(" running, ", StringComparison.Ordinal)) running.TrySetResult();
-            };
-            herd.BeginErrorReadLine();
+            await using var herd = TestProcess.Start([Path.Combine(tools, "herd"), "run", "-i", "2", "--name", name, "--", "dotnet", TestCluster.PlainWebAppDll, "--urls", $"http://127.0.0.1:{port}"], environment);
             try
             {
-                await Task.WhenAny(running.Task, herd.WaitForExitAsync()).WaitAsync(TestCluster.Timeout);
-                Assert.True(running.Task.IsCompleted, string.Join('\n', errors));
+                await herd.Errors.WaitForAsync(line => line.Contains(" running, ", StringComparison.Ordinal));
                 using var http = new HttpClient { Timeout = TestCluster.Timeout };
                 http.DefaultRequestHeaders.ConnectionClose = true;
                 var pids = new HashSet<int>();
@@ -69,44 +57,14 @@ public sealed class PackageTests
             }
             finally
             {
-                Native.Fd.Kill(herd.Id, (int)UnixSignal.SIGTERM);
-                await herd.WaitForExitAsync().WaitAsync(TestCluster.Timeout);
+                Native.Fd.Kill(herd.Pid, (int)UnixSignal.SIGTERM);
+                await herd.WaitForExitAsync();
             }
         }
         finally
         {
             temp.Delete(recursive: true);
         }
-    }
-
-    private static Process Start(string file, string[] args, IReadOnlyDictionary<string, string?>? environment)
-    {
-        var start = new ProcessStartInfo(file) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-        foreach (var arg in args) start.ArgumentList.Add(arg);
-        foreach (var (key, value) in environment ?? new Dictionary<string, string?>())
-        {
-            if (value is null) start.Environment.Remove(key);
-            else start.Environment[key] = value;
-        }
-        return Process.Start(start)!;
-    }
-
-    // Runs a command to its end within timeout (killed otherwise); returns its exit code and its output, both streams.
-    private static async Task<(int Code, string Output)> RunAsync(string file, string[] args, IReadOnlyDictionary<string, string?>? environment, TimeSpan timeout)
-    {
-        using var process = Start(file, args, environment);
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEndAsync();
-        try
-        {
-            await process.WaitForExitAsync().WaitAsync(timeout);
-        }
-        catch (TimeoutException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw;
-        }
-        return (process.ExitCode, await output + await error);
     }
 }
 

@@ -67,9 +67,8 @@ public sealed class ProcessTests
             var (code, output) = await HerdRun.CliAsync("reload", "--name", herd.Name);
             Assert.True(code == 0, output);
         }
-        var clock = Stopwatch.StartNew();
-        int now;
-        while ((now = PipesOf(herd.Pid)) > baseline && clock.Elapsed < TestCluster.Timeout) await Task.Delay(100);
+        int now = 0;
+        await TestCluster.UntilAsync(() => (now = PipesOf(herd.Pid)) <= baseline, $"the primary's pipes back to {baseline} after 20 reloads");
         Assert.True(now <= baseline, $"{now} pipes open after 20 reloads, {baseline} before");
     }
 
@@ -181,14 +180,14 @@ public sealed class ProcessTests
         ];
         try
         {
-            var (code, output) = await Programs.RunAsync(run); // Type=notify: back once herd said READY
+            var (code, output) = await TestProcess.RunAsync(run); // Type=notify: back once herd said READY
             Assert.True(code == 0, output);
             using var http = new HttpClient { Timeout = TestCluster.Timeout };
             http.DefaultRequestHeaders.ConnectionClose = true;
             await http.GetStringAsync(uri);
 
             var clock = Stopwatch.StartNew();
-            var stop = Programs.RunAsync(["systemctl", "stop", unit]);
+            var stop = TestProcess.RunAsync(["systemctl", "stop", unit]);
             Assert.True(await ServeThroughAsync(() => http.GetStringAsync(uri), drain) > 0);
             (code, output) = await stop;
             Assert.True(code == 0, output);
@@ -196,7 +195,7 @@ public sealed class ProcessTests
         }
         finally
         {
-            await Programs.RunAsync(["systemctl", "stop", unit]);
+            await TestProcess.RunAsync(["systemctl", "stop", unit]);
             File.Delete(config);
         }
     }
@@ -229,7 +228,7 @@ public sealed class ProcessTests
     internal static async Task<string[]?> NewPidNamespaceAsync()
     {
         string[] newPidNamespace = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"];
-        var (able, why) = await Programs.RunAsync([.. newPidNamespace, "true"]);
+        var (able, why) = await TestProcess.RunAsync([.. newPidNamespace, "true"]);
         if (able == 0) return newPidNamespace;
         Console.Error.WriteLine($"skipped: unshare cannot make a pid namespace here (it needs root, as CI has): {why}");
         return null;

@@ -154,7 +154,7 @@ public sealed class ReliabilityTests(ITestOutputHelper output)
         try
         {
             for (int i = 0; i < held + 200; i++) clients.Add(await Client.ConnectAsync(endPoint)); // the last 200 wait in the kernel's backlog
-            while ((await host.StatsAsync()).Accepted < held) await Task.Delay(20).WaitAsync(TestCluster.Timeout);
+            await TestCluster.UntilAsync(async () => (await host.StatsAsync()).Accepted >= held, $"the primary to accept {held} connections");
             var stats = await host.StatsAsync();
             int fdsHolding = host.OpenFds;
 

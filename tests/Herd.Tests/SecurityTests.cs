@@ -67,12 +67,12 @@ public sealed partial class SecurityTests
         var environ = $"/proc/{worker.Process.Id}/environ";
         Assert.Contains("HERD_UNIQUE_ID=1\0", File.ReadAllText(environ), StringComparison.Ordinal); // what there would be to see
 
-        var (code, output) = await Programs.RunAsync(Programs.AsNobody("cat", environ));
+        var (code, output) = await TestProcess.RunAsync(TestProcess.AsNobody("cat", environ));
         Assert.NotEqual(0, code);
         Assert.Contains("Permission denied", output, StringComparison.Ordinal);
         Assert.DoesNotContain("HERD_", output, StringComparison.Ordinal);
         // Whereas nobody does read the worker's command line: the refusal above is the environment's own.
-        Assert.Equal(0, (await Programs.RunAsync(Programs.AsNobody("cat", $"/proc/{worker.Process.Id}/cmdline"))).Code);
+        Assert.Equal(0, (await TestProcess.RunAsync(TestProcess.AsNobody("cat", $"/proc/{worker.Process.Id}/cmdline"))).Code);
     }
 
     [Fact]
@@ -100,7 +100,7 @@ public sealed partial class SecurityTests
     private static async Task<Dictionary<string, int>> JoinAsync(int pid, int fd, string workerDll, bool asNobody = false)
     {
         string[] command = ["dotnet", workerDll, "join", pid.ToString(System.Globalization.CultureInfo.InvariantCulture), fd.ToString(System.Globalization.CultureInfo.InvariantCulture)];
-        var (code, output) = await Programs.RunAsync(asNobody ? Programs.AsNobody(command) : command);
+        var (code, output) = await TestProcess.RunAsync(asNobody ? TestProcess.AsNobody(command) : command);
         Assert.True(code == 0, output);
         return output.Split('\n')[0].Split(' ').Select(r => r.Split('='))
             .ToDictionary(r => r[0], r => int.Parse(r[1], System.Globalization.CultureInfo.InvariantCulture));

@@ -45,7 +45,7 @@ public sealed class SocketModeTests
     {
         if (!OnPath(program)) return; // CI's machine has both; a machine without one has nothing to test here
         // The interpreter itself, not a version manager's shim (pyenv's takes seconds of bash to get there on a busy machine).
-        program = (await Programs.RunAsync([program, flag, whereAmI])).Output.Trim();
+        program = (await TestProcess.RunAsync([program, flag, whereAmI])).Output.Trim();
         int port = Ports.Free();
         await using var herd = await CliTests.HerdRun.StartAsync(2, $$"""{ "sockets": ["tcp://127.0.0.1:{{port}}"] }""", _ => [program, flag, script]);
         using var http = new HttpClient { Timeout = TestCluster.Timeout };

@@ -38,31 +38,14 @@ public sealed class StormTests(ITestOutputHelper output)
             { "heartbeatInterval": 500, "readyTimeout": 15000, "killTimeout": 3000, "restartDelay": 50, "maxRestartDelay": 500,
               "maxRestarts": 1000, "maxInstances": 6 }
             """);
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-        foreach (var arg in new[] { TestCluster.HerdCliDll, "run", "-i", "2", "--config", config, "--name", name, "--",
-                     "dotnet", TestCluster.WorkerDll, "serve", "--port", port.ToString(CultureInfo.InvariantCulture) })
-            start.ArgumentList.Add(arg);
-        start.Environment.Remove("XDG_RUNTIME_DIR");
-        var lines = new ConcurrentQueue<string>();
-        var running = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        using var herd = new Process { StartInfo = start };
-        herd.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data is null) return;
-            lines.Enqueue(e.Data);
-            if (e.Data.Contains(" running, ", StringComparison.Ordinal)) running.TrySetResult();
-        };
-        herd.OutputDataReceived += (_, _) => { };
-        herd.Start();
-        herd.BeginErrorReadLine();
-        herd.BeginOutputReadLine();
+        await using var herd = TestProcess.Start(["dotnet", TestCluster.HerdCliDll, "run", "-i", "2", "--config", config, "--name", name, "--",
+            "dotnet", TestCluster.WorkerDll, "serve", "--port", port.ToString(CultureInfo.InvariantCulture)], new Dictionary<string, string?> { ["XDG_RUNTIME_DIR"] = null });
         var seen = new HashSet<int>();
         try
         {
-            await Task.WhenAny(running.Task, herd.WaitForExitAsync()).WaitAsync(TestCluster.Timeout);
-            Assert.True(running.Task.IsCompleted, string.Join('\n', lines));
-            int socketsBefore = Sockets(herd.Id);
-            seen.UnionWith(Children(herd.Id));
+            await herd.Errors.WaitForAsync(line => line.Contains(" running, ", StringComparison.Ordinal));
+            int socketsBefore = Sockets(herd.Pid);
+            seen.UnionWith(Children(herd.Pid));
 
             var load = EchoLoad.Start(port, concurrency: 4);
             var disturbed = new ConcurrentDictionary<int, string>(); // pid → what the storm did to it
@@ -74,7 +57,7 @@ public sealed class StormTests(ITestOutputHelper output)
             for (int i = 0; i < operations; i++)
             {
                 await Task.Delay(random.Next(0, 800)); // the storm's random gap, not a wait for anything
-                var workers = Children(herd.Id);
+                var workers = Children(herd.Pid);
                 seen.UnionWith(workers);
                 int pick = random.Next();
                 int victim = workers.Count > 0 ? workers[pick % workers.Count] : 0;
@@ -121,7 +104,7 @@ public sealed class StormTests(ITestOutputHelper output)
                         }));
                         break;
                     case "HUP" or "TTIN" or "TTOU":
-                        Native.Fd.Kill(herd.Id, (int)Enum.Parse<UnixSignal>("SIG" + operation));
+                        Native.Fd.Kill(herd.Pid, (int)Enum.Parse<UnixSignal>("SIG" + operation));
                         break;
                     case "restart":
                         pending.Add(RestartSomeWorkerAsync(name, random.Next()));
@@ -140,26 +123,24 @@ public sealed class StormTests(ITestOutputHelper output)
 
             // Settle: one last absolute scale, queued behind whatever the storm left under way.
             Assert.Equal(0, (await Cli(["scale", "2", "--name", name])).Code);
-            List<JsonElement> rows;
-            var settling = Stopwatch.StartNew();
-            while (!((rows = await LsAsync(name)).Count == 2 && rows.All(r => r.GetProperty("state").GetString() == "listening")))
-                Assert.True(settling.Elapsed < TestCluster.Timeout, $"never two listening workers after the storm: {string.Join(", ", rows)}");
+            List<JsonElement> rows = [];
+            await TestCluster.UntilAsync(async () => (rows = await LsAsync(name)).Count == 2 && rows.All(r => r.GetProperty("state").GetString() == "listening"),
+                "two listening workers after the storm");
             await load.StopAsync();
 
             var pids = rows.Select(r => r.GetProperty("pid").GetInt32()).ToHashSet();
             Assert.Equal([0, 1], rows.Select(r => r.GetProperty("slot").GetInt32()).Order());
-            await TestCluster.UntilAsync(() => Children(herd.Id).ToHashSet().SetEquals(pids), "herd's children to be the workers herd ls lists");
-            await TestCluster.UntilAsync(() => Sockets(herd.Id) <= socketsBefore, $"the primary's sockets and pipes back to {socketsBefore} (now {Sockets(herd.Id)})");
-            int socketsAfter = Sockets(herd.Id);
+            await TestCluster.UntilAsync(() => Children(herd.Pid).ToHashSet().SetEquals(pids), "herd's children to be the workers herd ls lists");
+            await TestCluster.UntilAsync(() => Sockets(herd.Pid) <= socketsBefore, $"the primary's sockets and pipes back to {socketsBefore} (now {Sockets(herd.Pid)})");
+            int socketsAfter = Sockets(herd.Pid);
             seen.UnionWith(pids);
 
             var (stopCode, stopOutput) = await Cli(["stop", "--name", name]);
             Assert.True(stopCode == 0, stopOutput);
-            await herd.WaitForExitAsync().WaitAsync(TestCluster.Timeout);
-            Assert.Equal(0, herd.ExitCode);
+            Assert.Equal(0, await herd.WaitForExitAsync());
             await TestCluster.UntilAsync(() => seen.All(pid => !Directory.Exists($"/proc/{pid}")), "every worker gone after herd stop");
 
-            var breaches = lines.Where(line => line.Contains("invariant broken", StringComparison.OrdinalIgnoreCase)).ToList();
+            var breaches = herd.Errors.Lines.Where(line => line.Contains("invariant broken", StringComparison.OrdinalIgnoreCase)).ToList();
             var onUndisturbed = load.FailedAfterPid.Keys.Where(pid => !disturbed.ContainsKey(pid)).ToList();
             var figure = $"seed {seed}: {operations} operations ({string.Join(", ", counts.OrderBy(c => c.Key).Select(c => $"{c.Value} {c.Key}"))}) in {clock.Elapsed.TotalSeconds:0} s, " +
                 $"{disturbed.Count} workers killed or stopped; clients: {load}{(load.StuckOn.IsEmpty ? "" : $" (stuck on pids {string.Join(", ", load.StuckOn.Keys)})")}; invariant breaches {breaches.Count}; primary sockets and pipes {socketsBefore} -> {socketsAfter}; herd stop rc {stopCode}";
@@ -173,11 +154,11 @@ public sealed class StormTests(ITestOutputHelper output)
         }
         catch (Exception ex) when (ex is not Xunit.Sdk.XunitException)
         {
-            throw new InvalidOperationException($"storm seed {seed} failed; herd said:\n{string.Join('\n', lines.TakeLast(60))}", ex);
+            throw new InvalidOperationException($"storm seed {seed} failed; herd said:\n{string.Join('\n', herd.Errors.Lines.TakeLast(60))}", ex);
         }
         finally
         {
-            if (!herd.HasExited) herd.Kill(entireProcessTree: true);
+            herd.Kill(entireProcessTree: true);
             foreach (var pid in seen) Native.Fd.Kill(pid, (int)UnixSignal.SIGKILL);
             File.Delete(config);
         }
@@ -193,24 +174,8 @@ public sealed class StormTests(ITestOutputHelper output)
 
     // A herd command; operations queue behind each other (a reload whose new worker was SIGSTOPped waits out its ready
     // timeout), so one may take longer than a test's usual timeout without anything being stuck.
-    private static async Task<(int Code, string Output)> Cli(string[] args)
-    {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var arg in (string[])[TestCluster.HerdCliDll, .. args]) start.ArgumentList.Add(arg);
-        start.Environment.Remove("XDG_RUNTIME_DIR");
-        using var process = Process.Start(start)!;
-        try
-        {
-            var output = process.StandardOutput.ReadToEndAsync();
-            var errors = process.StandardError.ReadToEndAsync();
-            await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(3));
-            return (process.ExitCode, await output + await errors);
-        }
-        finally
-        {
-            if (!process.HasExited) process.Kill(entireProcessTree: true);
-        }
-    }
+    private static Task<(int Code, string Output)> Cli(string[] args) =>
+        TestProcess.RunAsync(["dotnet", TestCluster.HerdCliDll, .. args], new Dictionary<string, string?> { ["XDG_RUNTIME_DIR"] = null }, TimeSpan.FromMinutes(3));
 
     private static async Task<List<JsonElement>> LsAsync(string name)
     {

@@ -136,7 +136,7 @@ public sealed class SupervisorTests
         var clients = Enumerable.Range(0, 4).Select(_ => Task.Run(ClientAsync)).ToArray();
         await supervisor.ReloadAsync().WaitAsync(TestCluster.Timeout);
         var after = supervisor.Workers.Select(w => w.Process.Id).ToHashSet();
-        while (!after.All(served.ContainsKey)) await Task.Delay(10).WaitAsync(TestCluster.Timeout); // the new workers serve
+        await TestCluster.UntilAsync(() => after.All(served.ContainsKey), "the new workers to serve");
         stop.Cancel();
         await Task.WhenAll(clients).WaitAsync(TestCluster.Timeout);
 

@@ -112,42 +112,18 @@ internal sealed class TestCluster : IAsyncDisposable
     public static JsonElement Json(string text) => JsonElement.Parse(text);
 
     /// <summary>Waits until <paramref name="condition"/> holds, checking every few milliseconds, for at most <see cref="Timeout"/>.</summary>
-    public static async Task UntilAsync(Func<bool> condition, string what)
+    public static Task UntilAsync(Func<bool> condition, string what) => UntilAsync(() => Task.FromResult(condition()), what);
+
+    /// <summary>Waits until <paramref name="condition"/> holds, checking every few milliseconds, for at most <see cref="Timeout"/>.</summary>
+    public static async Task UntilAsync(Func<Task<bool>> condition, string what)
     {
         var waited = Stopwatch.StartNew();
-        while (!condition())
+        while (!await condition())
         {
             if (waited.Elapsed > Timeout) throw new TimeoutException($"Still waiting, after {Timeout}, for {what}.");
             await Task.Delay(10);
         }
     }
-}
-
-/// <summary>Programs a test runs to their end.</summary>
-internal static class Programs
-{
-    /// <summary>Runs <paramref name="command"/>, killed if it outlasts <see cref="TestCluster.Timeout"/>; returns its exit code and output (stdout, then stderr).</summary>
-    public static async Task<(int Code, string Output)> RunAsync(string[] command, Action<ProcessStartInfo>? configure = null)
-    {
-        var start = new ProcessStartInfo(command[0]) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var arg in command[1..]) start.ArgumentList.Add(arg);
-        configure?.Invoke(start);
-        using var process = Process.Start(start)!;
-        try
-        {
-            var output = process.StandardOutput.ReadToEndAsync();
-            var errors = process.StandardError.ReadToEndAsync();
-            await process.WaitForExitAsync().WaitAsync(TestCluster.Timeout);
-            return (process.ExitCode, await output + await errors);
-        }
-        finally
-        {
-            if (!process.HasExited) process.Kill(entireProcessTree: true);
-        }
-    }
-
-    /// <summary><paramref name="command"/> run as nobody (uid and gid 65534, no groups) through setpriv; only root may.</summary>
-    public static string[] AsNobody(params string[] command) => ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", .. command];
 }
 
 /// <summary>A client of the test worker's server: on connect the worker writes its pid, then echoes lines.</summary>

@@ -105,15 +105,10 @@ public sealed class UpgradeTests(ITestOutputHelper output)
         var name = "test-" + Guid.NewGuid().ToString("N")[..8];
         using var systemd = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Dgram, System.Net.Sockets.ProtocolType.Unspecified);
         systemd.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(Path.Combine(folder.FullName, "notify")));
-        var start = new ProcessStartInfo("systemd-socket-activate") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-        foreach (var arg in new[] { "-l", $"127.0.0.1:{port}", "-E", "NOTIFY_SOCKET", "dotnet", TestCluster.HerdCliDll, "run", "-i", "2", "--name", name, "--",
-                     "dotnet", TestCluster.PlainWebAppDll, "--urls", $"http://127.0.0.1:{port}" })
-            start.ArgumentList.Add(arg);
-        start.Environment.Remove("XDG_RUNTIME_DIR");
-        start.Environment["NOTIFY_SOCKET"] = Path.Combine(folder.FullName, "notify");
-        using var activator = Process.Start(start)!; // it execs herd: the first primary's pid is its own
-        _ = activator.StandardOutput.ReadToEndAsync();
-        _ = activator.StandardError.ReadToEndAsync();
+        // it execs herd: the first primary's pid is its own
+        var activator = TestProcess.Start(["systemd-socket-activate", "-l", $"127.0.0.1:{port}", "-E", "NOTIFY_SOCKET", "dotnet", TestCluster.HerdCliDll,
+            "run", "-i", "2", "--name", name, "--", "dotnet", TestCluster.PlainWebAppDll, "--urls", $"http://127.0.0.1:{port}"],
+            new Dictionary<string, string?> { ["XDG_RUNTIME_DIR"] = null, ["NOTIFY_SOCKET"] = Path.Combine(folder.FullName, "notify") });
         var buffer = new byte[512];
         async Task<string> HeardAsync() => System.Text.Encoding.UTF8.GetString(buffer, 0, await systemd.ReceiveAsync(buffer).WaitAsync(TestCluster.Timeout));
         try
@@ -130,10 +125,9 @@ public sealed class UpgradeTests(ITestOutputHelper output)
             var mainPid = await HeardAsync();
             Assert.StartsWith("MAINPID=", mainPid, StringComparison.Ordinal);
             int primary = int.Parse(mainPid["MAINPID=".Length..], CultureInfo.InvariantCulture);
-            Assert.NotEqual(activator.Id, primary);
+            Assert.NotEqual(activator.Pid, primary);
             Assert.StartsWith("READY=1", await HeardAsync(), StringComparison.Ordinal);
-            await activator.WaitForExitAsync().WaitAsync(TestCluster.Timeout);
-            Assert.Equal(0, activator.ExitCode);
+            Assert.Equal(0, await activator.WaitForExitAsync(untilOutputEnds: false)); // the new primary has its outputs
             await GoneAsync(old);
 
             // The activated socket, now the new primary's alone, still serves; systemd heard nothing more.
@@ -142,8 +136,8 @@ public sealed class UpgradeTests(ITestOutputHelper output)
         }
         finally
         {
-            await StopSuccessorAsync(name, activator.Id);
-            if (!activator.HasExited) activator.Kill(entireProcessTree: true);
+            await StopSuccessorAsync(name, activator.Pid);
+            await activator.DisposeAsync();
             folder.Delete(recursive: true);
         }
     }
@@ -185,28 +179,16 @@ public sealed class UpgradeTests(ITestOutputHelper output)
     // herd ls answers from the new primary once the old one has handed over: the parent of the workers it lists.
     private static async Task<int> NewPrimaryAsync(HerdRun herd, int old)
     {
-        var clock = Stopwatch.StartNew();
-        while (true)
-        {
-            var workers = await herd.LsAsync();
-            if (workers.Count > 0 && ParentOf(workers[0]) is var parent && parent != old && parent > 0) return parent;
-            Assert.True(clock.Elapsed < TestCluster.Timeout, $"primary {old} was never replaced");
-            await Task.Delay(50);
-        }
+        int parent = 0;
+        await TestCluster.UntilAsync(async () => await herd.LsAsync() is [var worker, ..] && (parent = ParentOf(worker)) != old && parent > 0, $"primary {old} to be replaced");
+        return parent;
     }
 
     // Gone, or a zombie nobody reaped yet (the old primary's parent may not be this process).
     private static async Task GoneAsync(IEnumerable<int> pids)
     {
-        var clock = Stopwatch.StartNew();
-        foreach (int pid in pids)
-        {
-            while (State(pid) is { } state && state != 'Z')
-            {
-                Assert.True(clock.Elapsed < TestCluster.Timeout, $"process {pid} ({state}) is still there");
-                await Task.Delay(50);
-            }
-        }
+        var all = pids.ToList();
+        await TestCluster.UntilAsync(() => all.All(pid => State(pid) is null or 'Z'), $"processes {string.Join(", ", all)} to be gone");
     }
 
     private static char? State(int pid) => Stat(pid) is { } fields ? fields[0][0] : null;
