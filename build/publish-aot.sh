@@ -3,7 +3,7 @@
 # beside it: a primary that starts in milliseconds and holds a few MB (the dotnet tool from build/pack.sh stays JIT'd,
 # since a tool package cannot carry a native program).
 #   build/publish-aot.sh [--output DIR]      (default artifacts/herd-aot; then DIR/herd run -i 2 -- dotnet App.dll)
-# Native AOT links with gcc (the Aot profile names it: clang is not on Debian's base image) and zlib.
+# Native AOT links with clang, or gcc where there is no clang (Debian's base image), and zlib.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 out="$root/artifacts/herd-aot"

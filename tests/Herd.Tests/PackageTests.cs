@@ -14,7 +14,7 @@ public sealed class PackageTests
     // Packing builds the three projects afresh, apart from their bin and obj: minutes on a busy 2-core machine.
     private static readonly TimeSpan PackTimeout = TimeSpan.FromMinutes(10);
 
-    private static string RepositoryRoot => Path.GetFullPath(Path.Combine(Path.GetDirectoryName(TestCluster.HerdCliDll)!, "../../../../.."));
+    internal static string RepositoryRoot => Path.GetFullPath(Path.Combine(Path.GetDirectoryName(TestCluster.HerdCliDll)!, "../../../../.."));
 
     [Fact]
     public async Task The_herd_tool_installs_from_the_packed_folder_into_a_fresh_home_and_runs_two_workers()
@@ -79,7 +79,7 @@ public sealed class PackageTests
         }
     }
 
-    private static Process Start(string file, string[] args, IReadOnlyDictionary<string, string?>? environment)
+    internal static Process Start(string file, string[] args, IReadOnlyDictionary<string, string?>? environment)
     {
         var start = new ProcessStartInfo(file) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
         foreach (var arg in args) start.ArgumentList.Add(arg);
@@ -92,7 +92,7 @@ public sealed class PackageTests
     }
 
     // Runs a command to its end within timeout (killed otherwise); returns its exit code and its output, both streams.
-    private static async Task<(int Code, string Output)> RunAsync(string file, string[] args, IReadOnlyDictionary<string, string?>? environment, TimeSpan timeout)
+    internal static async Task<(int Code, string Output)> RunAsync(string file, string[] args, IReadOnlyDictionary<string, string?>? environment, TimeSpan timeout)
     {
         using var process = Start(file, args, environment);
         var output = process.StandardOutput.ReadToEndAsync();
