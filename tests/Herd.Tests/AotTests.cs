@@ -37,9 +37,9 @@ public sealed class AotTests(AotTests.Published published) : IClassFixture<AotTe
 
     // Starts the primary, waits for `count` lines containing `ready` (on either stream), then asks /pid until two
     // workers have answered; SIGTERM stops it, and the primary takes its workers down with it.
-    private static async Task AssertBothServeAsync(string file, string[] args, int port, string ready, int count)
+    internal static async Task AssertBothServeAsync(string file, string[] args, int port, string ready, int count, IReadOnlyDictionary<string, string?>? environment = null)
     {
-        using var primary = PackageTests.Start(file, args, new Dictionary<string, string?> { ["XDG_RUNTIME_DIR"] = null });
+        using var primary = PackageTests.Start(file, args, environment ?? new Dictionary<string, string?> { ["XDG_RUNTIME_DIR"] = null });
         var lines = new ConcurrentQueue<string>();
         var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         int seen = 0;

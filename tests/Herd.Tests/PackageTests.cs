@@ -1,6 +1,4 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Globalization;
 
 namespace Herd.Tests;
 
@@ -46,32 +44,8 @@ public sealed class PackageTests
 
             int port = Ports.Free();
             var name = "pack-" + Guid.NewGuid().ToString("N")[..8];
-            using var herd = Start(Path.Combine(tools, "herd"), ["run", "-i", "2", "--name", name, "--", "dotnet", TestCluster.PlainWebAppDll, "--urls", $"http://127.0.0.1:{port}"], environment);
-            var errors = new ConcurrentQueue<string>();
-            var running = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            herd.ErrorDataReceived += (_, e) =>
-            {
-                if (e.Data is null) return;
-                errors.Enqueue(e.Data);
-                if (e.Data.Contains(" running, ", StringComparison.Ordinal)) running.TrySetResult();
-            };
-            herd.BeginErrorReadLine();
-            try
-            {
-                await Task.WhenAny(running.Task, herd.WaitForExitAsync()).WaitAsync(TestCluster.Timeout);
-                Assert.True(running.Task.IsCompleted, string.Join('\n', errors));
-                using var http = new HttpClient { Timeout = TestCluster.Timeout };
-                http.DefaultRequestHeaders.ConnectionClose = true;
-                var pids = new HashSet<int>();
-                for (int i = 0; i < 20 && pids.Count < 2; i++)
-                    pids.Add(int.Parse(await http.GetStringAsync(new Uri($"http://127.0.0.1:{port}/pid")), CultureInfo.InvariantCulture));
-                Assert.Equal(2, pids.Count);
-            }
-            finally
-            {
-                Native.Fd.Kill(herd.Id, (int)UnixSignal.SIGTERM);
-                await herd.WaitForExitAsync().WaitAsync(TestCluster.Timeout);
-            }
+            await AotTests.AssertBothServeAsync(Path.Combine(tools, "herd"), ["run", "-i", "2", "--name", name, "--", "dotnet", TestCluster.PlainWebAppDll, "--urls", $"http://127.0.0.1:{port}"],
+                port, ready: " running, ", count: 1, environment);
         }
         finally
         {
