@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using Herd.AspNetCore;
 using Microsoft.Extensions.Hosting;
 
@@ -14,7 +15,7 @@ public static class HerdServiceCollectionExtensions
     /// gets a new instance of <typeparamref name="T"/>. Outside a cluster it runs as any hosted service does.
     /// </summary>
     /// <typeparam name="T">The service; created with the app's services (<c>ActivatorUtilities</c>), not registered itself.</typeparam>
-    public static IServiceCollection AddHostedServiceInOneWorker<T>(this IServiceCollection services)
+    public static IServiceCollection AddHostedServiceInOneWorker<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] T>(this IServiceCollection services)
         where T : class, IHostedService
     {
         ArgumentNullException.ThrowIfNull(services);

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
@@ -8,7 +9,7 @@ namespace Herd.AspNetCore;
 /// starts a fresh instance when it becomes leader, stops it when it no longer is or the app stops. Outside a cluster
 /// the process is its own leader and the service simply runs.
 /// </summary>
-internal sealed class OneWorkerHostedService<T>(IServiceProvider services) : IHostedService, IAsyncDisposable
+internal sealed class OneWorkerHostedService<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] T>(IServiceProvider services) : IHostedService, IAsyncDisposable
     where T : class, IHostedService
 {
     private readonly SemaphoreSlim _turn = new(1, 1);

@@ -1,5 +1,3 @@
-using System.Globalization;
-
 namespace Herd.Tests;
 
 /// <summary>
@@ -12,7 +10,7 @@ public sealed class PackageTests
     // Packing builds the three projects afresh, apart from their bin and obj: minutes on a busy 2-core machine.
     private static readonly TimeSpan PackTimeout = TimeSpan.FromMinutes(10);
 
-    private static string RepositoryRoot => Path.GetFullPath(Path.Combine(Path.GetDirectoryName(TestCluster.HerdCliDll)!, "../../../../.."));
+    internal static string RepositoryRoot => Path.GetFullPath(Path.Combine(Path.GetDirectoryName(TestCluster.HerdCliDll)!, "../../../../.."));
 
     [Fact]
     public async Task The_herd_tool_installs_from_the_packed_folder_into_a_fresh_home_and_runs_two_workers()
@@ -44,22 +42,8 @@ public sealed class PackageTests
 
             int port = Ports.Free();
             var name = "pack-" + Guid.NewGuid().ToString("N")[..8];
-            await using var herd = TestProcess.Start([Path.Combine(tools, "herd"), "run", "-i", "2", "--name", name, "--", "dotnet", TestCluster.PlainWebAppDll, "--urls", $"http://127.0.0.1:{port}"], environment);
-            try
-            {
-                await herd.Errors.WaitForAsync(line => line.Contains(" running, ", StringComparison.Ordinal));
-                using var http = new HttpClient { Timeout = TestCluster.Timeout };
-                http.DefaultRequestHeaders.ConnectionClose = true;
-                var pids = new HashSet<int>();
-                for (int i = 0; i < 20 && pids.Count < 2; i++)
-                    pids.Add(int.Parse(await http.GetStringAsync(new Uri($"http://127.0.0.1:{port}/pid")), CultureInfo.InvariantCulture));
-                Assert.Equal(2, pids.Count);
-            }
-            finally
-            {
-                Native.Fd.Kill(herd.Pid, (int)UnixSignal.SIGTERM);
-                await herd.WaitForExitAsync();
-            }
+            await AotTests.AssertBothServeAsync([Path.Combine(tools, "herd"), "run", "-i", "2", "--name", name, "--", "dotnet", TestCluster.PlainWebAppDll, "--urls", $"http://127.0.0.1:{port}"],
+                port, ready: " running, ", count: 1, environment);
         }
         finally
         {
