@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Net.Sockets;
 using Herd.Ipc;
 using Herd.Net;
@@ -23,6 +24,8 @@ public sealed class ClusterPrimary : IAsyncDisposable
     // How long a worker's word of a SIGTERM or SIGINT waits for this process's own (see DisconnectUnlessStoppingAsync).
     private static readonly TimeSpan SignalGrace = TimeSpan.FromSeconds(1);
 
+    // The lock order, everywhere: this _gate, then a server handle's own _gate, then a channel's send lock; a lock is
+    // never taken while one later in the order is held. Methods that need a lock held assert it (Debug builds).
     private readonly Lock _gate = new();
     private readonly EventQueue _events = new();
     private readonly Dictionary<int, Worker> _workers = [];
@@ -337,9 +340,9 @@ public sealed class ClusterPrimary : IAsyncDisposable
         return slot;
     }
 
-    // Under _gate.
     private void ReleaseSlot(int slot)
     {
+        Debug.Assert(_gate.IsHeldByCurrentThread);
         if (--_slots[slot] == 0) _slots.Remove(slot);
     }
 
@@ -348,7 +351,6 @@ public sealed class ClusterPrimary : IAsyncDisposable
         lock (_gate) _workers.Remove(worker.Id);
     }
 
-    // Under _gate.
     private void RemoveHandlesFor(Worker worker, bool gone) => _handles.UpdateAll(handle =>
     {
         if (gone) handle.WorkerGone(worker);

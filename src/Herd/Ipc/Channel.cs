@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Herd.Native;
 
@@ -97,9 +98,9 @@ internal sealed class Channel : IDisposable
         }
     }
 
-    // Under _sendLock.
     private bool SendRecord(ReadOnlySpan<byte> record, ReadOnlySpan<SafeHandle> fds)
     {
+        Debug.Assert(_sendLock.IsHeldByCurrentThread);
         if (_backlog is null)
         {
             int result = SendNow(record, fds);
@@ -178,6 +179,7 @@ internal sealed class Channel : IDisposable
     // Under _sendLock. The receive loop sees the same end of stream and reports it.
     private void CloseForSend()
     {
+        Debug.Assert(_sendLock.IsHeldByCurrentThread);
         _closed = true;
         if (_backlog is null) return;
         while (_backlog.TryDequeue(out var item)) item.Release();

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using Herd.Ipc;
@@ -107,6 +108,7 @@ internal sealed class ReusePortHandle(string key, int id, AddressKey address, in
     // Under _gate. Later slots bind the port the first one was given, so port 0 is one port for every slot.
     private Socket Bind()
     {
+        Debug.Assert(_gate.IsHeldByCurrentThread);
         var socket = address.IsUdp
             ? Binder.BindDatagram((IPEndPoint)_endPoint, reusePort: true)
             : Binder.BindAndListen(_endPoint, backlog, reusePort: true);
@@ -117,6 +119,7 @@ internal sealed class ReusePortHandle(string key, int id, AddressKey address, in
     // Under _gate. An awaited slot stays open with no worker: the kernel keeps queueing its connections for the replacement.
     private void CloseIfLeft(int number)
     {
+        Debug.Assert(_gate.IsHeldByCurrentThread);
         var slot = _slots[number];
         if (slot.Workers.Count > 0 || _awaited.Contains(number)) return;
         slot.Socket.Dispose();

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Herd.Ipc;
@@ -122,8 +123,14 @@ internal sealed class RoundRobinHandle : ServerHandle
         }
     }
 
-    // Under _gate.
-    private int Waiting => _retry.Count + _pending.Count + _parked + _peeking;
+    private int Waiting
+    {
+        get
+        {
+            Debug.Assert(_gate.IsHeldByCurrentThread);
+            return _retry.Count + _pending.Count + _parked + _peeking;
+        }
+    }
 
     public override void Add(Worker worker, InternalMessage reply)
     {
@@ -357,6 +364,7 @@ internal sealed class RoundRobinHandle : ServerHandle
     // rest goes by its source address, as everything does under StickyAddress (no peek).
     private void Enqueue(SafeFdHandle connection, ulong? source, Peeked found, string? token)
     {
+        Debug.Assert(_gate.IsHeldByCurrentThread);
         var owner = found == Peeked.Token ? _tokens!.Find(token!) : null;
         _pending.Enqueue(new Pending(connection, owner, _peek is null || found is Peeked.Other or Peeked.Silent ? source : null));
     }
@@ -365,6 +373,7 @@ internal sealed class RoundRobinHandle : ServerHandle
     // least busy. One whose worker has no room waits parked for it, and the others go on.
     private void Pump()
     {
+        Debug.Assert(_gate.IsHeldByCurrentThread);
         do Assign();
         while (!Flush()); // a worker's channel closed under us: what it held is queued again, for the others
         if (_full && Waiting < MaxQueued) MakeRoom();
@@ -374,6 +383,7 @@ internal sealed class RoundRobinHandle : ServerHandle
     // Under _gate: gives each waiting connection a member with room, into its batch.
     private void Assign()
     {
+        Debug.Assert(_gate.IsHeldByCurrentThread);
         foreach (var member in _members)
         {
             while (member.Parked.Count > 0 && HasRoom(member))
@@ -407,6 +417,7 @@ internal sealed class RoundRobinHandle : ServerHandle
     // channel closed under us: it is gone, and so is anything it held but never took.
     private bool Flush()
     {
+        Debug.Assert(_gate.IsHeldByCurrentThread);
         foreach (var member in _members)
         {
             var batch = member.Batch;
@@ -429,6 +440,7 @@ internal sealed class RoundRobinHandle : ServerHandle
     // Under _gate: one newconn frame; the connections are in flight, numbered on from the last.
     private bool Hand(Member member, ReadOnlySpan<Pending> connections)
     {
+        Debug.Assert(_gate.IsHeldByCurrentThread);
         Span<byte> frame = stackalloc byte[NewConn.Size];
         new NewConn(Id, _lastConnectionId + 1, connections.Length).Write(frame);
         for (int i = 0; i < connections.Length; i++)
@@ -444,6 +456,7 @@ internal sealed class RoundRobinHandle : ServerHandle
     // Under _gate: after StopAcceptingAsync, every connection accepted has gone to a worker, or was refused.
     private void CheckSettled()
     {
+        Debug.Assert(_gate.IsHeldByCurrentThread);
         if (_acceptEnded.Task.IsCompleted && Waiting == 0 && _inFlight.Count == 0) _settled.TrySetResult();
     }
 
@@ -453,6 +466,7 @@ internal sealed class RoundRobinHandle : ServerHandle
     // highest (rendezvous hashing: a worker that comes or goes moves only the addresses it wins or held).
     private Member? OwnerOf(Pending connection)
     {
+        Debug.Assert(_gate.IsHeldByCurrentThread);
         Member? owner = null;
         if (connection.Owner is { } worker) owner = _members.Find(m => m.Worker == worker && m.Worker.Ready.IsCompleted);
         if (owner is null && connection.Source is { } source)
@@ -548,6 +562,7 @@ internal sealed class RoundRobinHandle : ServerHandle
     // replacement is awaited: one that died while held leaves its slot awaited.
     private void Deactivate(Member member, bool died)
     {
+        Debug.Assert(_gate.IsHeldByCurrentThread);
         int index = _members.IndexOf(member);
         if (index < 0) return;
         _members.RemoveAt(index);
@@ -584,9 +599,9 @@ internal sealed class RoundRobinHandle : ServerHandle
         }
     }
 
-    // Under _gate.
     private void CloseIfUnused()
     {
+        Debug.Assert(_gate.IsHeldByCurrentThread);
         if (_members.Count == 0 && _awaited.Count == 0) CloseListener();
     }
 
