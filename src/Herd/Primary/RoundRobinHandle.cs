@@ -33,6 +33,9 @@ internal sealed class RoundRobinHandle : ServerHandle
     // first waits for the last: at a few µs an accept4, 16 add well under a millisecond.
     private const int AcceptBatch = NewConn.MaxCount;
 
+    // What a worker passed over may catch up on in a row (NextMember): one batch's worth.
+    private const int MaxOwed = AcceptBatch;
+
     private readonly Socket? _listener;
     private readonly ListeningAddress? _local;
     private readonly SocketError _error;
@@ -514,8 +517,10 @@ internal sealed class RoundRobinHandle : ServerHandle
     }
 
     // The member with room that has been given the fewest connections, the earliest in turn on ties: strict round
-    // robin while every worker keeps up, and equal shares over time when one is briefly full. A worker that stays
-    // full (stuck) is owed at most two windows' worth, so it is not flooded when it recovers. Least busy makes the
+    // robin while every worker keeps up, and equal shares over time when one is briefly full. A worker passed over is
+    // owed at most MaxOwed connections: one that was stuck is not flooded when it recovers, and after a burst one worker
+    // was too busy for (a flood of idle connections), the next clients meet both workers at once rather than up to two
+    // windows' worth in a row on one. Least busy makes the
     // same choice among the members whose load is least: equally busy workers share evenly, and one passed over while
     // it looked busier catches up once it no longer does.
     private Member? NextMember()
@@ -532,7 +537,7 @@ internal sealed class RoundRobinHandle : ServerHandle
             if (best is null || load < leastLoad || (load == leastLoad && member.Dispatched < best.Dispatched)) (best, leastLoad) = (member, load);
         }
         if (best is null) return null;
-        best.Dispatched = Math.Max(best.Dispatched, most - 2 * Window) + 1;
+        best.Dispatched = Math.Max(best.Dispatched, most - MaxOwed) + 1;
         _next = (_members.IndexOf(best) + 1) % _members.Count;
         return best;
     }
