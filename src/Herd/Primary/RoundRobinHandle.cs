@@ -520,9 +520,8 @@ internal sealed class RoundRobinHandle : ServerHandle
     // robin while every worker keeps up, and equal shares over time when one is briefly full. A worker passed over is
     // owed at most MaxOwed connections: one that was stuck is not flooded when it recovers, and after a burst one worker
     // was too busy for (a flood of idle connections), the next clients meet both workers at once rather than up to two
-    // windows' worth in a row on one. Least busy makes the
-    // same choice among the members whose load is least: equally busy workers share evenly, and one passed over while
-    // it looked busier catches up once it no longer does.
+    // windows' worth in a row on one. Least busy makes the same choice among the members whose load is least: equally
+    // busy workers share evenly, and one passed over while it looked busier catches up once it no longer does.
     private Member? NextMember()
     {
         Member? best = null;
