@@ -185,7 +185,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
             lock (_gate) ReleaseSlot(held);
             throw;
         }
-        var worker = new Worker(this, id, held, process, new Ipc.Channel(mine)) { Channelless = _settings.PassedSockets is not null };
+        var worker = new Worker(this, id, held, process, new WorkerChannel(mine)) { Channelless = _settings.PassedSockets is not null };
         lock (_gate)
         {
             _workers[id] = worker;

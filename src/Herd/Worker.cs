@@ -17,7 +17,7 @@ public sealed class Worker : IChannelHandler
     private int _busy;
     private int _killedBy;
 
-    internal Worker(ClusterPrimary primary, int id, int slot, WorkerProcess process, Ipc.Channel channel)
+    internal Worker(ClusterPrimary primary, int id, int slot, WorkerProcess process, WorkerChannel channel)
     {
         _primary = primary;
         Id = id;
@@ -68,7 +68,7 @@ public sealed class Worker : IChannelHandler
     /// </summary>
     public Task Ready => _ready.Task;
 
-    internal Ipc.Channel Channel { get; }
+    internal WorkerChannel Channel { get; }
 
     /// <summary>A worker given listening sockets rather than a channel (<see cref="ClusterSettings.PassedSockets"/>): it sends no heartbeat, and leaves on SIGTERM.</summary>
     internal bool Channelless { get; init; }

@@ -35,7 +35,7 @@ public sealed class RoundRobinTests
     {
         var (primaryEnd, workerEnd) = Native.Fd.SeqPacketPair();
         await using var primary = new ClusterPrimary();
-        using var channel = new Channel(primaryEnd);
+        using var channel = new WorkerChannel(primaryEnd);
         using var process = new WorkerProcess(Environment.ProcessId, Native.Pidfd.Open(Environment.ProcessId), null, null); // a stand-in: only the channel matters
         var worker = new Worker(primary, 1, 0, process, channel);
         worker.SetReady(); // as its Ready message would: only a ready worker is handed connections

@@ -4,6 +4,7 @@ using System.Net;
 using System.Net.Http;
 using System.Net.Sockets;
 using System.Text;
+using Herd.Ipc;
 using Herd.Primary;
 
 namespace Herd.Tests;
@@ -40,8 +41,8 @@ public sealed class StickyRoutingTests
         using var process = new WorkerProcess(Environment.ProcessId, Native.Pidfd.Open(Environment.ProcessId), null, null); // stand-ins: only identity matters
         var (end1, other1) = Native.Fd.SeqPacketPair();
         var (end2, other2) = Native.Fd.SeqPacketPair();
-        using var channel1 = new Ipc.Channel(end1);
-        using var channel2 = new Ipc.Channel(end2);
+        using var channel1 = new WorkerChannel(end1);
+        using var channel2 = new WorkerChannel(end2);
         using (other1)
         using (other2)
         {

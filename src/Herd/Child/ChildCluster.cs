@@ -32,7 +32,7 @@ internal sealed class ChildCluster : IChannelHandler
     /// <summary>The primary's kill timeout in milliseconds, which bounds a leaving worker's drain.</summary>
     internal const string KillTimeoutVariable = "HERD_KILL_TIMEOUT";
 
-    private readonly Ipc.Channel _channel;
+    private readonly WorkerChannel _channel;
     private readonly EventQueue _events = new();
     private readonly Inbox _inbox = new();
     private readonly ConcurrentDictionary<int, Request> _requests = new();
@@ -52,7 +52,7 @@ internal sealed class ChildCluster : IChannelHandler
     private ChildCluster(int id, int slot, SafeFdHandle channelFd)
     {
         Worker = new CurrentWorker(this, id, slot);
-        _channel = new Ipc.Channel(channelFd);
+        _channel = new WorkerChannel(channelFd);
         Load = new LoadReporter(_channel);
     }
 
@@ -60,7 +60,7 @@ internal sealed class ChildCluster : IChannelHandler
 
     internal LoadReporter Load { get; }
 
-    internal Ipc.Channel Channel => _channel;
+    internal WorkerChannel Channel => _channel;
 
     internal bool ExitedAfterDisconnect { get; private set; }
 

@@ -14,7 +14,7 @@ namespace Herd.Child;
 /// a worker that came back to zero meanwhile is idle to the primary, so equally loaded workers of short connections
 /// are not told apart by where their reports happened to fall. If the count then stands higher, another report follows.
 /// </remarks>
-internal sealed class LoadReporter(Ipc.Channel channel)
+internal sealed class LoadReporter(WorkerChannel channel)
 {
     private static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(5);
 

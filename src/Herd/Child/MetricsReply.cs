@@ -14,7 +14,7 @@ internal static class MetricsReply
     public static InternalMessage To(int seq, MeterCollector? meters)
     {
         var reply = new InternalMessage { Act = Acts.Metrics, Ack = seq, Metrics = meters?.Collect() ?? [] };
-        if (JsonSerializer.SerializeToUtf8Bytes(reply, IpcJsonContext.Default.InternalMessage).Length >= Channel.MaxFrame) reply.Metrics = null;
+        if (JsonSerializer.SerializeToUtf8Bytes(reply, IpcJsonContext.Default.InternalMessage).Length >= WorkerChannel.MaxFrame) reply.Metrics = null;
         return reply;
     }
 }

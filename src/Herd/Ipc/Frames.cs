@@ -9,13 +9,13 @@ namespace Herd.Ipc;
 /// <summary>Encoding and decoding of the JSON frames: control messages and user messages.</summary>
 internal static class Frames
 {
-    public static bool SendInternal(this Channel channel, InternalMessage message, SafeHandle? fd = null) =>
+    public static bool SendInternal(this WorkerChannel channel, InternalMessage message, SafeHandle? fd = null) =>
         channel.SendJson((byte)FrameKind.Internal, message, IpcJsonContext.Default.InternalMessage, fd);
 
-    public static bool SendUser<T>(this Channel channel, T message, JsonTypeInfo<T> typeInfo, SafeHandle? fd) =>
+    public static bool SendUser<T>(this WorkerChannel channel, T message, JsonTypeInfo<T> typeInfo, SafeHandle? fd) =>
         channel.SendJson((byte)FrameKind.User, message, typeInfo, fd);
 
-    private static bool SendJson<T>(this Channel channel, byte kind, T message, JsonTypeInfo<T> typeInfo, SafeHandle? fd)
+    private static bool SendJson<T>(this WorkerChannel channel, byte kind, T message, JsonTypeInfo<T> typeInfo, SafeHandle? fd)
     {
         var buffer = new ArrayBufferWriter<byte>(256);
         buffer.Write([kind]);

@@ -11,7 +11,7 @@ internal readonly record struct NewConn(int HandleId, uint FirstConnectionId, in
 {
     public const int Size = 10;
 
-    public const int MaxCount = Channel.MaxFdsPerFrame;
+    public const int MaxCount = WorkerChannel.MaxFdsPerFrame;
 
     public void Write(Span<byte> buffer)
     {

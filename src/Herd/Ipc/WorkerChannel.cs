@@ -5,7 +5,7 @@ using Herd.Native;
 
 namespace Herd.Ipc;
 
-/// <summary>What a <see cref="Channel"/> delivers.</summary>
+/// <summary>What a <see cref="WorkerChannel"/> delivers.</summary>
 internal interface IChannelHandler
 {
     /// <summary>
@@ -24,7 +24,7 @@ internal interface IChannelHandler
 /// Each channel reads on a thread of its own with blocking recvmsg, so a message costs one wakeup and no hop
 /// through the thread pool. Sends never block: a full socket buffer queues the rest for a drain thread, in order.
 /// </summary>
-internal sealed class Channel : IDisposable
+internal sealed class WorkerChannel : IDisposable
 {
     /// <summary>Largest record; SEQPACKET records must fit the socket buffer whole.</summary>
     internal const int MaxRecord = 64 * 1024;
@@ -45,7 +45,7 @@ internal sealed class Channel : IDisposable
     private readonly TaskCompletionSource _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private IChannelHandler? _handler;
 
-    public Channel(SafeFdHandle fd)
+    public WorkerChannel(SafeFdHandle fd)
     {
         _handle = fd;
         _fd = fd.Fd;
