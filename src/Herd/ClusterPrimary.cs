@@ -160,10 +160,13 @@ public sealed class ClusterPrimary : IAsyncDisposable
     /// </summary>
     public Worker Fork(IReadOnlyDictionary<string, string?>? env = null) => Start(slot: null, env);
 
-    /// <summary>Starts a worker in <paramref name="slot"/>, whether a worker holds it or not: how a supervisor replaces one.</summary>
-    internal Worker ForkInSlot(int slot) => Start(slot, env: null);
+    /// <summary>
+    /// Starts a worker in <paramref name="slot"/>, whether a worker holds it or not: how a supervisor replaces one,
+    /// ramping its share of round robin over <paramref name="slowStart"/> once it is ready.
+    /// </summary>
+    internal Worker ForkInSlot(int slot, TimeSpan slowStart) => Start(slot, env: null, slowStart);
 
-    private Worker Start(int? slot, IReadOnlyDictionary<string, string?>? env)
+    private Worker Start(int? slot, IReadOnlyDictionary<string, string?>? env, TimeSpan slowStart = default)
     {
         SetupPrimary();
         var (mine, theirs) = Native.Fd.SeqPacketPair();
@@ -185,7 +188,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
             lock (_gate) ReleaseSlot(held);
             throw;
         }
-        var worker = new Worker(this, id, held, process, new WorkerChannel(mine)) { Channelless = _settings.PassedSockets is not null };
+        var worker = new Worker(this, id, held, process, new WorkerChannel(mine)) { Channelless = _settings.PassedSockets is not null, SlowStart = slowStart };
         lock (_gate)
         {
             _workers[id] = worker;
