@@ -53,6 +53,21 @@ internal static unsafe class Fd
         throw new System.ComponentModel.Win32Exception(errno, $"kill({pid}, {signal})");
     }
 
+    /// <summary>Shuts a socket down both ways: a thread blocked reading it wakes to end of stream.</summary>
+    public static void Shutdown(SafeHandle socket)
+    {
+        bool added = false;
+        try
+        {
+            socket.DangerousAddRef(ref added);
+            Libc.Shutdown((int)socket.DangerousGetHandle(), Libc.SHUT_RDWR);
+        }
+        finally
+        {
+            if (added) socket.DangerousRelease();
+        }
+    }
+
     /// <summary>Waits until the fd is writable, or the timeout passes.</summary>
     public static void WaitWritable(int fd, int timeoutMs)
     {
