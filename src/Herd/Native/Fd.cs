@@ -56,16 +56,8 @@ internal static unsafe class Fd
     /// <summary>Shuts a socket down both ways: a thread blocked reading it wakes to end of stream.</summary>
     public static void Shutdown(SafeHandle socket)
     {
-        bool added = false;
-        try
-        {
-            socket.DangerousAddRef(ref added);
-            Libc.Shutdown((int)socket.DangerousGetHandle(), Libc.SHUT_RDWR);
-        }
-        finally
-        {
-            if (added) socket.DangerousRelease();
-        }
+        using var fd = new HeldFd(socket);
+        Libc.Shutdown(fd.Fd, Libc.SHUT_RDWR);
     }
 
     /// <summary>Waits until the fd is writable, or the timeout passes.</summary>

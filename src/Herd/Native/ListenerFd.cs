@@ -65,19 +65,11 @@ internal readonly unsafe ref struct ListenerFd
     /// <summary>Blocks until a connection waits (for this thread, or for whoever else accepts on the socket) or <paramref name="wake"/> is readable.</summary>
     public void WaitReadable(SafeHandle wake)
     {
-        bool added = false;
-        try
-        {
-            wake.DangerousAddRef(ref added);
-            var fds = stackalloc Libc.PollFd[2];
-            fds[0] = new Libc.PollFd { Fd = _fd, Events = Libc.POLLIN };
-            fds[1] = new Libc.PollFd { Fd = (int)wake.DangerousGetHandle(), Events = Libc.POLLIN };
-            Libc.Poll(fds, 2, -1);
-        }
-        finally
-        {
-            if (added) wake.DangerousRelease();
-        }
+        using var woken = new HeldFd(wake);
+        var fds = stackalloc Libc.PollFd[2];
+        fds[0] = new Libc.PollFd { Fd = _fd, Events = Libc.POLLIN };
+        fds[1] = new Libc.PollFd { Fd = woken.Fd, Events = Libc.POLLIN };
+        Libc.Poll(fds, 2, -1);
     }
 
     /// <summary>The IP address in an accepted peer's address (sockaddr_in or sockaddr_in6); empty for any other, a Unix socket's peer.</summary>

@@ -11,17 +11,9 @@ internal static unsafe class Peek
     /// </summary>
     public static int Read(SafeHandle connection, Span<byte> buffer)
     {
-        bool added = false;
-        try
-        {
-            connection.DangerousAddRef(ref added);
-            nint read;
-            fixed (byte* pointer = buffer) read = Libc.Recv((int)connection.DangerousGetHandle(), pointer, (nuint)buffer.Length, Libc.MSG_PEEK | Libc.MSG_DONTWAIT);
-            return read >= 0 ? (int)read : -Marshal.GetLastPInvokeError();
-        }
-        finally
-        {
-            if (added) connection.DangerousRelease();
-        }
+        using var fd = new HeldFd(connection);
+        nint read;
+        fixed (byte* pointer = buffer) read = Libc.Recv(fd.Fd, pointer, (nuint)buffer.Length, Libc.MSG_PEEK | Libc.MSG_DONTWAIT);
+        return read >= 0 ? (int)read : -Marshal.GetLastPInvokeError();
     }
 }

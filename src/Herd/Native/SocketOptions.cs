@@ -33,22 +33,14 @@ internal static unsafe class SocketOptions
     /// <summary>What socket <paramref name="fd"/> is (SO_DOMAIN, SO_TYPE, SO_ACCEPTCONN); null when it is no open socket.</summary>
     public static (int Domain, int Type, bool Listening)? KindOf(SafeHandle fd)
     {
-        bool added = false;
-        try
+        using var held = new HeldFd(fd);
+        int socket = held.Fd;
+        int Option(int name)
         {
-            fd.DangerousAddRef(ref added);
-            int socket = (int)fd.DangerousGetHandle();
-            int Option(int name)
-            {
-                int value = 0;
-                uint length = sizeof(int);
-                return Libc.GetSockOpt(socket, Libc.SOL_SOCKET, name, &value, &length) == 0 ? value : -1;
-            }
-            return Option(SO_DOMAIN) is >= 0 and var domain ? (domain, Option(SO_TYPE), Option(SO_ACCEPTCONN) == 1) : null;
+            int value = 0;
+            uint length = sizeof(int);
+            return Libc.GetSockOpt(socket, Libc.SOL_SOCKET, name, &value, &length) == 0 ? value : -1;
         }
-        finally
-        {
-            if (added) fd.DangerousRelease();
-        }
+        return Option(SO_DOMAIN) is >= 0 and var domain ? (domain, Option(SO_TYPE), Option(SO_ACCEPTCONN) == 1) : null;
     }
 }
