@@ -20,9 +20,8 @@ internal readonly unsafe ref struct ListenerFd
 
     private readonly Socket _socket;
     private readonly int _fd; // -1 when the socket was closed before the loop began: every call fails with EBADF
-    private readonly bool _held;
 
-    private ListenerFd(Socket socket, int fd, bool held) => (_socket, _fd, _held) = (socket, fd, held);
+    private ListenerFd(Socket socket, int fd) => (_socket, _fd) = (socket, fd);
 
     /// <summary>Takes the accept loop's reference on <paramref name="socket"/>; once disposed, the socket is closed.</summary>
     public static ListenerFd Hold(Socket socket)
@@ -36,7 +35,7 @@ internal readonly unsafe ref struct ListenerFd
         {
             // closed already: the loop's first accept fails with EBADF, and it leaves
         }
-        return new ListenerFd(socket, held ? (int)socket.SafeHandle.DangerousGetHandle() : -1, held);
+        return new ListenerFd(socket, held ? (int)socket.SafeHandle.DangerousGetHandle() : -1);
     }
 
     /// <summary>
@@ -84,7 +83,7 @@ internal readonly unsafe ref struct ListenerFd
     /// <summary>Lets go of the fd and closes the socket: the accept loop's last act.</summary>
     public void Dispose()
     {
-        if (_held) _socket.SafeHandle.DangerousRelease();
+        if (_fd >= 0) _socket.SafeHandle.DangerousRelease();
         _socket.Dispose();
     }
 }
