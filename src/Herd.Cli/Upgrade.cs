@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using System.Text;
 using Herd.Native;
 using Herd.Primary;
@@ -105,7 +106,7 @@ internal sealed class Upgrader
             environment[ControlVariable] = Number(3 + sockets.Length);
             environment[ChannelVariable] = Number(4 + sockets.Length);
             environment[FromVariable] = Number(Environment.ProcessId);
-            SafeFdHandle?[] fds = [null, null, null, .. sockets.Select(Borrow), Borrow(control), theirs];
+            SafeHandle?[] fds = [null, null, null, .. sockets.Select(s => s.SafeHandle), control.SafeHandle, theirs];
             var (file, args) = WorkerLauncher.Program(new ClusterSettings()); // this program, with this command line
             try
             {
@@ -142,8 +143,6 @@ internal sealed class Upgrader
                     : $"the new primary (pid {pid}) ended ({exit}) before it was ready; this one serves on. Its output, above, says why.");
         }
     }
-
-    private static SafeFdHandle Borrow(Socket socket) => new((int)socket.Handle, ownsHandle: false);
 
     private static string Number(int value) => value.ToString(CultureInfo.InvariantCulture);
 

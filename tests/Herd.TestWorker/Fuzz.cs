@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
+using Herd.Native;
 
 namespace Herd.TestWorker;
 
@@ -8,7 +9,7 @@ namespace Herd.TestWorker;
 /// A worker gone bad: once it serves, it writes hostile records straight onto its channel, beside Herd's own
 /// traffic. The primary must cut it off with a logged reason and lose nothing else. Which attack: HERD_TEST_FUZZ.
 /// </summary>
-internal static unsafe partial class Fuzz
+internal static unsafe class Fuzz
 {
     public const string Variable = "HERD_TEST_FUZZ";
 
@@ -84,43 +85,19 @@ internal static unsafe partial class Fuzz
     // Blocking sendmsg with SCM_RIGHTS, for as many fds as given.
     private static bool TrySend(byte[] record, params int[] fds)
     {
-        int space = fds.Length == 0 ? 0 : 16 + ((fds.Length * 4 + 7) & ~7);
+        int space = fds.Length == 0 ? 0 : sizeof(Libc.CmsgHdr) + ((fds.Length * sizeof(int) + 7) & ~7);
         byte* control = stackalloc byte[Math.Max(space, 1)];
         if (space > 0)
         {
             new Span<byte>(control, space).Clear();
-            *(ulong*)control = (ulong)(16 + fds.Length * 4); // cmsg_len
-            *(int*)(control + 8) = 1; // SOL_SOCKET
-            *(int*)(control + 12) = 1; // SCM_RIGHTS
-            fds.CopyTo(new Span<int>(control + 16, fds.Length));
+            *(Libc.CmsgHdr*)control = new Libc.CmsgHdr { Length = (nuint)(sizeof(Libc.CmsgHdr) + fds.Length * sizeof(int)), Level = Libc.SOL_SOCKET, Type = Libc.SCM_RIGHTS };
+            fds.CopyTo(new Span<int>(control + sizeof(Libc.CmsgHdr), fds.Length));
         }
         fixed (byte* data = record)
         {
-            var iov = new IoVec { Base = data, Length = (nuint)record.Length };
-            var msg = new MsgHdr { Iov = &iov, IovLength = 1, Control = space > 0 ? control : null, ControlLength = (nuint)space };
-            return SendMsg(s_channel, &msg, 0x4000 /* MSG_NOSIGNAL */) >= 0;
+            var iov = new Libc.IoVec { Base = data, Length = (nuint)record.Length };
+            var msg = new Libc.MsgHdr { Iov = &iov, IovLength = 1, Control = space > 0 ? control : null, ControlLength = (nuint)space };
+            return Libc.SendMsg(s_channel, &msg, Libc.MSG_NOSIGNAL) >= 0;
         }
     }
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct IoVec
-    {
-        public byte* Base;
-        public nuint Length;
-    }
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct MsgHdr
-    {
-        public void* Name;
-        public uint NameLength;
-        public IoVec* Iov;
-        public nuint IovLength;
-        public void* Control;
-        public nuint ControlLength;
-        public int Flags;
-    }
-
-    [LibraryImport("libc", EntryPoint = "sendmsg", SetLastError = true)]
-    private static partial nint SendMsg(int socket, MsgHdr* message, int flags);
 }

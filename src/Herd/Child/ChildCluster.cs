@@ -107,7 +107,7 @@ internal sealed class ChildCluster : IChannelHandler
         // The second line behind the channel's end of stream: the kernel kills a worker too wedged to read it (stopped,
         // thread pool starved) when the primary dies. Set here, by the worker, because setpriv's change of credentials
         // clears one set before exec; a primary that died before this line shows as end of stream instead.
-        if (Libc.Prctl(Libc.PR_SET_PDEATHSIG, (nuint)UnixSignal.SIGKILL, 0, 0, 0) != 0) throw Fd.LastError("prctl(PR_SET_PDEATHSIG)");
+        SignalDisposition.OnParentDeath(UnixSignal.SIGKILL);
         var slotText = Environment.GetEnvironmentVariable(SlotVariable);
         var waitReady = Environment.GetEnvironmentVariable(WaitReadyVariable) is "1" or "true";
         var killTimeoutText = Environment.GetEnvironmentVariable(KillTimeoutVariable);
@@ -146,19 +146,14 @@ internal sealed class ChildCluster : IChannelHandler
     }
 
     // What the primary hands over is one end of a socketpair(AF_UNIX, SOCK_SEQPACKET): connected, not listening.
-    private static unsafe string? ChannelProblem()
+    private static string? ChannelProblem()
     {
-        int Option(int name)
+        using var channel = new SafeFdHandle(ChannelFd, ownsHandle: false);
+        return SocketOptions.KindOf(channel) switch
         {
-            int value = 0;
-            uint length = sizeof(int);
-            return Libc.GetSockOpt(ChannelFd, Libc.SOL_SOCKET, name, &value, &length) == 0 ? value : -1;
-        }
-        return (Option(Libc.SO_DOMAIN), Option(Libc.SO_TYPE), Option(Libc.SO_ACCEPTCONN)) switch
-        {
-            (-1, _, _) => "not an open socket",
-            (Libc.AF_UNIX, Libc.SOCK_SEQPACKET, 0) => null,
-            (var domain, var type, var listening) => $"a socket of domain {domain} and type {type}{(listening == 1 ? ", listening" : "")}",
+            null => "not an open socket",
+            (Libc.AF_UNIX, Libc.SOCK_SEQPACKET, false) => null,
+            var (domain, type, listening) => $"a socket of domain {domain} and type {type}{(listening ? ", listening" : "")}",
         };
     }
 

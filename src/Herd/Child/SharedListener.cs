@@ -1,5 +1,4 @@
 using System.Net.Sockets;
-using System.Runtime.InteropServices;
 using Herd.Native;
 using Herd.Net;
 
@@ -102,10 +101,10 @@ internal sealed class SharedListener : ClusterListener
         _onClosed();
     }
 
-    private static int FdOf(Socket socket) => (int)socket.SafeHandle.DangerousGetHandle();
-
-    private unsafe void AcceptLoop()
+    // Holds the socket's fd (ListenerFd) and closes the socket as it leaves.
+    private void AcceptLoop()
     {
+        var listener = ListenerFd.Hold(_socket);
         try
         {
             var backoff = new AcceptBackoff();
@@ -113,14 +112,12 @@ internal sealed class SharedListener : ClusterListener
             {
                 if (!_epoll.Wait()) return; // which fd woke it does not matter: it checks for its close first, then tries an accept
                 if (Volatile.Read(ref _closed)) return;
-                int fd = Libc.Accept4(FdOf(_socket), null, null, Libc.SOCK_CLOEXEC | Libc.SOCK_NONBLOCK);
-                if (fd >= 0)
+                if (listener.AcceptSocket(out int errno) is { } accepted)
                 {
                     backoff.Succeeded();
-                    Deliver(new Socket(new SafeSocketHandle(fd, ownsHandle: true)));
+                    Deliver(accepted);
                     continue;
                 }
-                int errno = Marshal.GetLastPInvokeError();
                 if (AcceptBackoff.IsTransient(errno)) continue; // EAGAIN: another worker took it first
                 int delayMs = backoff.Failed(LocalEndPoint.ToString() ?? "", errno); // meanwhile the other workers accept
                 lock (_gate)
@@ -133,7 +130,7 @@ internal sealed class SharedListener : ClusterListener
         {
             _epoll.Dispose();
             _wake.Dispose();
-            _socket.Dispose();
+            listener.Dispose();
             _stopped.TrySetResult();
         }
     }

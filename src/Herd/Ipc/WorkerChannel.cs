@@ -103,7 +103,7 @@ internal sealed class WorkerChannel : IDisposable
         Debug.Assert(_sendLock.IsHeldByCurrentThread);
         if (_backlog is null)
         {
-            int result = SendNow(record, fds);
+            int result = ScmRights.Send(_fd, record, fds);
             if (result >= 0) return true;
             if (result != -Libc.EAGAIN)
             {
@@ -117,37 +117,6 @@ internal sealed class WorkerChannel : IDisposable
         return true;
     }
 
-    private int SendNow(ReadOnlySpan<byte> record, ReadOnlySpan<SafeHandle> fds)
-    {
-        if (fds.IsEmpty) return ScmRights.Send(_fd, record, default);
-        Span<int> raw = stackalloc int[MaxFdsPerFrame];
-        Span<bool> held = stackalloc bool[MaxFdsPerFrame];
-        int count = 0;
-        try
-        {
-            for (int i = 0; i < fds.Length; i++)
-            {
-                try
-                {
-                    fds[i].DangerousAddRef(ref held[i]);
-                }
-                catch (ObjectDisposedException)
-                {
-                    continue; // the fd's owner closed it first: deliver the message without it
-                }
-                raw[count++] = (int)fds[i].DangerousGetHandle();
-            }
-            return ScmRights.Send(_fd, record, raw[..count]);
-        }
-        finally
-        {
-            for (int i = 0; i < fds.Length; i++)
-            {
-                if (held[i]) fds[i].DangerousRelease();
-            }
-        }
-    }
-
     private void Drain()
     {
         while (true)
@@ -158,7 +127,7 @@ internal sealed class WorkerChannel : IDisposable
                 if (_closed) return;
                 while (_backlog!.TryPeek(out var next))
                 {
-                    int result = SendNow(next.Record, next.Fds);
+                    int result = ScmRights.Send(_fd, next.Record, next.Fds);
                     if (result == -Libc.EAGAIN) break;
                     _backlog.Dequeue().Release();
                     if (result < 0)
@@ -275,7 +244,7 @@ internal sealed class WorkerChannel : IDisposable
         {
             if (_handle.IsClosed) return;
             CloseForSend();
-            Libc.Shutdown(_fd, Libc.SHUT_RDWR); // wakes the reader; the fd closes when it lets go
+            Fd.Shutdown(_handle); // wakes the reader; the fd closes when it lets go
         }
         _handle.Dispose();
     }
@@ -294,7 +263,7 @@ internal sealed class WorkerChannel : IDisposable
                 }
                 catch (ObjectDisposedException)
                 {
-                    // closed by its owner first: it is sent without it, as SendNow does
+                    // closed by its owner first: it is sent without it, as ScmRights.Send does
                 }
                 if (added) held.Add(fd);
             }

@@ -23,15 +23,9 @@ internal sealed class Epoll : IDisposable
         byte* ev = stackalloc byte[KernelLayout.EpollEventSize];
         new Span<byte>(ev, KernelLayout.EpollEventSize).Clear();
         *(uint*)ev = events;
-        bool added = false;
-        try
+        using (var watched = new HeldFd(fd))
         {
-            fd.DangerousAddRef(ref added);
-            if (Libc.EpollCtl(_fd.Fd, Libc.EPOLL_CTL_ADD, (int)fd.DangerousGetHandle(), ev) == 0) return true;
-        }
-        finally
-        {
-            if (added) fd.DangerousRelease();
+            if (Libc.EpollCtl(_fd.Fd, Libc.EPOLL_CTL_ADD, watched.Fd, ev) == 0) return true;
         }
         if (Marshal.GetLastPInvokeError() == Libc.EINVAL && exclusive) return false;
         throw Fd.LastError("epoll_ctl");

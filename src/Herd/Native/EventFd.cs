@@ -14,19 +14,14 @@ internal sealed class EventFd : IDisposable
     /// <summary>Makes it readable, until <see cref="Reset"/>.</summary>
     public void Signal()
     {
-        bool added = false;
         try
         {
-            Handle.DangerousAddRef(ref added);
-            Libc.EventFdWrite(Handle.Fd, 1);
+            using var fd = new HeldFd(Handle);
+            Libc.EventFdWrite(fd.Fd, 1);
         }
         catch (ObjectDisposedException)
         {
             // closed: whoever it would wake has left
-        }
-        finally
-        {
-            if (added) Handle.DangerousRelease();
         }
     }
 

@@ -53,6 +53,13 @@ internal static unsafe class Fd
         throw new System.ComponentModel.Win32Exception(errno, $"kill({pid}, {signal})");
     }
 
+    /// <summary>Shuts a socket down both ways: a thread blocked reading it wakes to end of stream.</summary>
+    public static void Shutdown(SafeHandle socket)
+    {
+        using var fd = new HeldFd(socket);
+        Libc.Shutdown(fd.Fd, Libc.SHUT_RDWR);
+    }
+
     /// <summary>Waits until the fd is writable, or the timeout passes.</summary>
     public static void WaitWritable(int fd, int timeoutMs)
     {

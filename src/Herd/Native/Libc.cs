@@ -13,6 +13,7 @@ internal static unsafe partial class Libc
     public const int SOL_SOCKET = 1;
     public const int SCM_RIGHTS = 1;
     public const int MSG_CTRUNC = 0x8;
+    public const int MSG_PEEK = 0x2;
     public const int MSG_TRUNC = 0x20;
     public const int MSG_DONTWAIT = 0x40;
     public const int MSG_NOSIGNAL = 0x4000;
@@ -71,6 +72,9 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Lib, EntryPoint = "recvmsg", SetLastError = true)]
     public static partial nint RecvMsg(int fd, MsgHdr* msg, int flags);
+
+    [LibraryImport(Lib, EntryPoint = "recv", SetLastError = true)]
+    public static partial nint Recv(int fd, byte* buffer, nuint length, int flags);
 
     [LibraryImport(Lib, EntryPoint = "socketpair", SetLastError = true)]
     public static partial int SocketPair(int domain, int type, int protocol, int* fds);
@@ -132,6 +136,9 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "eventfd_write", SetLastError = true)]
     public static partial int EventFdWrite(int fd, ulong value);
 
+    [LibraryImport(Lib, EntryPoint = "eventfd_read", SetLastError = true)]
+    public static partial int EventFdRead(int fd, ulong* value);
+
     [LibraryImport(Lib, EntryPoint = "_exit")]
     public static partial void Exit(int status);
 
@@ -151,10 +158,6 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Lib, EntryPoint = "getsockopt", SetLastError = true)]
     public static partial int GetSockOpt(int fd, int level, int name, int* value, uint* length);
-
-    public const int SO_TYPE = 3;
-    public const int SO_ACCEPTCONN = 30;
-    public const int SO_DOMAIN = 39;
 
     // posix_spawn. glibc's attribute and file-action objects are opaque (336 and 80 bytes on 64-bit); Spawn gives
     // them more room than that.

@@ -2,19 +2,18 @@ using System.Runtime.InteropServices;
 
 namespace Herd.Native;
 
-// What sticky routing needs to read a connection's first bytes without taking them from the worker it goes to.
-internal static unsafe partial class Libc
+/// <summary>Reads a connection's first bytes without taking them from whoever reads it next (MSG_PEEK).</summary>
+internal static unsafe class Peek
 {
-    public const int MSG_PEEK = 0x2;
-    public const int AF_INET = 2;
-    public const int AF_INET6 = 10;
-
-    /// <summary>Room for any socket address (struct sockaddr_storage).</summary>
-    public const int SockaddrStorageSize = 128;
-
-    [LibraryImport(Lib, EntryPoint = "recv", SetLastError = true)]
-    public static partial nint Recv(int fd, byte* buffer, nuint length, int flags);
-
-    [LibraryImport(Lib, EntryPoint = "eventfd_read", SetLastError = true)]
-    public static partial int EventFdRead(int fd, ulong* value);
+    /// <summary>
+    /// Copies what has arrived into <paramref name="buffer"/> without waiting, leaving it queued: the bytes copied (0:
+    /// the peer closed), or -errno (-EAGAIN: nothing yet).
+    /// </summary>
+    public static int Read(SafeHandle connection, Span<byte> buffer)
+    {
+        using var fd = new HeldFd(connection);
+        nint read;
+        fixed (byte* pointer = buffer) read = Libc.Recv(fd.Fd, pointer, (nuint)buffer.Length, Libc.MSG_PEEK | Libc.MSG_DONTWAIT);
+        return read >= 0 ? (int)read : -Marshal.GetLastPInvokeError();
+    }
 }

@@ -46,23 +46,15 @@ internal sealed unsafe class Pidfd : IDisposable
     /// </summary>
     public (int? ExitCode, int? Signal) WaitForExit()
     {
-        bool added = false;
-        _fd.DangerousAddRef(ref added);
-        try
+        using var fd = new HeldFd(_fd);
+        Libc.SigInfo info;
+        while (Libc.WaitId(Libc.P_PIDFD, fd.Fd, &info, Libc.WEXITED) != 0)
         {
-            Libc.SigInfo info;
-            while (Libc.WaitId(Libc.P_PIDFD, _fd.Fd, &info, Libc.WEXITED) != 0)
-            {
-                int errno = Marshal.GetLastPInvokeError();
-                if (errno == Libc.ECHILD) return (null, null);
-                if (errno != Libc.EINTR) throw new System.ComponentModel.Win32Exception(errno, $"waitid(P_PIDFD) failed: errno {errno}");
-            }
-            return Children.StatusOf(info);
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno == Libc.ECHILD) return (null, null);
+            if (errno != Libc.EINTR) throw new System.ComponentModel.Win32Exception(errno, $"waitid(P_PIDFD) failed: errno {errno}");
         }
-        finally
-        {
-            if (added) _fd.DangerousRelease();
-        }
+        return Children.StatusOf(info);
     }
 
     public void Dispose() => _fd.Dispose();

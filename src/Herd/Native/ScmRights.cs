@@ -12,8 +12,39 @@ internal static unsafe class ScmRights
     private static int CmsgSpace(int bytes) => Align(sizeof(Libc.CmsgHdr)) + Align(bytes);
     private static int CmsgLen(int bytes) => Align(sizeof(Libc.CmsgHdr)) + bytes;
 
-    /// <summary>Sends one record, non-blocking. Returns bytes sent, or -errno.</summary>
-    public static int Send(int socket, ReadOnlySpan<byte> payload, ReadOnlySpan<int> fds)
+    /// <summary>Sends one record, non-blocking, with <paramref name="fds"/>. Returns bytes sent, or -errno.</summary>
+    public static int Send(int socket, ReadOnlySpan<byte> payload, ReadOnlySpan<SafeHandle> fds)
+    {
+        if (fds.IsEmpty) return Send(socket, payload, ReadOnlySpan<int>.Empty);
+        Span<int> raw = stackalloc int[fds.Length];
+        Span<bool> held = stackalloc bool[fds.Length];
+        int count = 0;
+        try
+        {
+            for (int i = 0; i < fds.Length; i++)
+            {
+                try
+                {
+                    fds[i].DangerousAddRef(ref held[i]);
+                }
+                catch (ObjectDisposedException)
+                {
+                    continue; // the fd's owner closed it first: deliver the message without it
+                }
+                raw[count++] = (int)fds[i].DangerousGetHandle();
+            }
+            return Send(socket, payload, raw[..count]);
+        }
+        finally
+        {
+            for (int i = 0; i < fds.Length; i++)
+            {
+                if (held[i]) fds[i].DangerousRelease();
+            }
+        }
+    }
+
+    private static int Send(int socket, ReadOnlySpan<byte> payload, ReadOnlySpan<int> fds)
     {
         int space = fds.IsEmpty ? 0 : CmsgSpace(fds.Length * sizeof(int));
         byte* control = stackalloc byte[space];

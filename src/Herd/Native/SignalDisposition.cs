@@ -28,4 +28,10 @@ internal static class SignalDisposition
         }
         return false;
     }
+
+    /// <summary>Has the kernel send this process <paramref name="signal"/> when its parent dies (PR_SET_PDEATHSIG).</summary>
+    public static void OnParentDeath(UnixSignal signal)
+    {
+        if (Libc.Prctl(Libc.PR_SET_PDEATHSIG, (nuint)signal, 0, 0, 0) != 0) throw Fd.LastError("prctl(PR_SET_PDEATHSIG)");
+    }
 }

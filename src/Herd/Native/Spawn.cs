@@ -21,9 +21,10 @@ internal static unsafe class Spawn
     /// <param name="fds">Which of this process's fds each of its fds from 0 up is; null leaves that fd as it is here.</param>
     /// <param name="stdinFromDevNull">Its stdin reads /dev/null, whatever this process's is.</param>
     public static int Start(string file, IReadOnlyList<string> argv, IReadOnlyDictionary<string, string?> environment, string? workingDirectory,
-        ReadOnlySpan<SafeFdHandle?> fds, bool stdinFromDevNull)
+        ReadOnlySpan<SafeHandle?> fds, bool stdinFromDevNull)
     {
         var strings = new List<nint>();
+        var held = new List<SafeHandle>();
         var moved = new List<SafeFdHandle>();
         byte* actions = stackalloc byte[OpaqueSize];
         byte* attributes = stackalloc byte[OpaqueSize];
@@ -38,7 +39,10 @@ internal static unsafe class Spawn
             for (int target = 0; target < fds.Length; target++)
             {
                 if (fds[target] is not { } source) continue;
-                int fd = source.Fd;
+                bool added = false;
+                source.DangerousAddRef(ref added);
+                held.Add(source);
+                int fd = (int)source.DangerousGetHandle();
                 if (fd < fds.Length)
                 {
                     // An earlier dup2 would overwrite it: the child gets it from a number none of them targets.
@@ -64,6 +68,7 @@ internal static unsafe class Spawn
             Libc.SpawnAttrDestroy(attributes);
             Libc.FileActionsDestroy(actions);
             foreach (var fd in moved) fd.Dispose();
+            foreach (var fd in held) fd.DangerousRelease();
             foreach (var s in strings) NativeMemory.Free((void*)s);
         }
     }

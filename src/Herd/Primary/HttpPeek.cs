@@ -80,12 +80,12 @@ internal sealed class HttpPeek : IDisposable
         }
     }
 
-    private unsafe void Loop()
+    private void Loop()
     {
         var peeking = new List<Entry>();
         var buffer = new byte[Limit];
-        var polled = new List<int>(); // indexes into peeking, in the order of pollfds[1..]
-        Libc.PollFd[] fds = new Libc.PollFd[16];
+        var polled = new List<int>(); // indexes into peeking, in the order of the poll set's [1..]
+        var poll = new PollSet();
         while (!_closed)
         {
             long now = Stopwatch.GetTimestamp();
@@ -98,17 +98,17 @@ internal sealed class HttpPeek : IDisposable
                 if (entry.RecheckAt <= now) polled.Add(i);
                 wakeAt = Math.Min(wakeAt, Math.Min(entry.Deadline, entry.RecheckAt > now ? entry.RecheckAt : long.MaxValue));
             }
-            if (fds.Length < polled.Count + 1) fds = new Libc.PollFd[Math.Max(fds.Length * 2, polled.Count + 1)];
-            fds[0] = new Libc.PollFd { Fd = _wake.Handle.Fd, Events = Libc.POLLIN };
-            for (int i = 0; i < polled.Count; i++) fds[i + 1] = new Libc.PollFd { Fd = peeking[polled[i]].Connection.Fd, Events = Libc.POLLIN };
+            poll.Clear();
+            poll.Add(_wake.Handle);
+            foreach (int i in polled) poll.Add(peeking[i].Connection);
             int timeout = wakeAt == long.MaxValue ? -1 : (int)Math.Clamp((wakeAt - now) * 1000 / Stopwatch.Frequency + 1, 0, int.MaxValue);
-            fixed (Libc.PollFd* pointer = fds) Libc.Poll(pointer, (nuint)(polled.Count + 1), timeout);
-            if (fds[0].Revents != 0) _wake.Reset();
+            poll.Wait(timeout);
+            if (poll.IsReady(0)) _wake.Reset();
             now = Stopwatch.GetTimestamp();
             var finished = new HashSet<int>();
             for (int i = 0; i < polled.Count; i++)
             {
-                if (fds[i + 1].Revents == 0) continue;
+                if (!poll.IsReady(i + 1)) continue;
                 var entry = peeking[polled[i]];
                 var (found, token) = Examine(entry.Connection, buffer);
                 if (found is null)
@@ -135,12 +135,11 @@ internal sealed class HttpPeek : IDisposable
     }
 
     /// <summary>Peeks without waiting; Found is null while the request line is still coming.</summary>
-    internal static unsafe (Peeked? Found, string? Token) Examine(SafeFdHandle connection, byte[] buffer)
+    internal static (Peeked? Found, string? Token) Examine(SafeFdHandle connection, byte[] buffer)
     {
-        nint read;
-        fixed (byte* pointer = buffer) read = Libc.Recv(connection.Fd, pointer, (nuint)buffer.Length, Libc.MSG_PEEK | Libc.MSG_DONTWAIT);
-        if (read <= 0) return read < 0 && System.Runtime.InteropServices.Marshal.GetLastPInvokeError() == Libc.EAGAIN ? (null, null) : (Peeked.Silent, null);
-        return Parse(buffer.AsSpan(0, (int)read));
+        int read = Peek.Read(connection, buffer);
+        if (read <= 0) return read == -Libc.EAGAIN ? (null, null) : (Peeked.Silent, null);
+        return Parse(buffer.AsSpan(0, read));
     }
 
     /// <summary>Reads a request line: <c>METHOD target HTTP/x</c>, and SignalR's <c>id</c> in the target's query.</summary>

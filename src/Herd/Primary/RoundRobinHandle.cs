@@ -224,14 +224,14 @@ internal sealed class RoundRobinHandle : ServerHandle
 
     /// <summary>
     /// Accepts on a thread of its own with accept4: no allocation and no thread hop per connection but the fd's handle,
-    /// and under load no other call (poll only when nothing is left to take). The thread owns the listener's fd: it
-    /// closes it as it leaves, so no accept4 or poll ever meets a closed or reused number, and nothing else waits for it.
+    /// and under load no other call (poll only when nothing is left to take). The thread holds the listener's fd
+    /// (<see cref="ListenerFd"/>) and closes it as it leaves; nothing else waits for it.
     /// </summary>
-    private unsafe void AcceptLoop()
+    private void AcceptLoop()
     {
-        int listener = (int)_listener!.SafeHandle.DangerousGetHandle();
+        var listener = ListenerFd.Hold(_listener!);
         var backoff = new AcceptBackoff();
-        byte* address = stackalloc byte[Libc.SockaddrStorageSize];
+        Span<byte> address = stackalloc byte[ListenerFd.AddressRoom];
         var firstBytes = _peek is null ? null : new byte[HttpPeek.Limit];
         try
         {
@@ -243,18 +243,12 @@ internal sealed class RoundRobinHandle : ServerHandle
                 int count = 0, errno = 0, limit = Math.Clamp(room, 1, taken.Length);
                 while (count < limit)
                 {
-                    uint length = Libc.SockaddrStorageSize;
-                    int fd = Libc.Accept4(listener, _byAddress ? address : null, _byAddress ? &length : null, Libc.SOCK_CLOEXEC);
-                    if (fd < 0)
-                    {
-                        errno = Marshal.GetLastPInvokeError();
-                        break;
-                    }
-                    var connection = new SafeFdHandle(fd);
+                    var connection = listener.Accept(_byAddress ? address : default, out int length, out errno);
+                    if (connection is null) break;
                     // A request line that is there already (the common case) is read now, without blocking; only the rest
                     // waits for the peek thread.
                     var (found, token) = firstBytes is null ? (Peeked.Http, null) : HttpPeek.Examine(connection, firstBytes);
-                    taken[count++] = new Taken(connection, _byAddress ? SourceOf(address, length) : null, found, token);
+                    taken[count++] = new Taken(connection, _byAddress ? SourceOf(address[..length]) : null, found, token);
                 }
                 if (count > 0)
                 {
@@ -262,7 +256,7 @@ internal sealed class RoundRobinHandle : ServerHandle
                     if (!Dispatch(taken.AsSpan(0, count), out room)) return;
                     if (count == limit) continue;
                 }
-                if (errno == Libc.EAGAIN) WaitReadable(listener);
+                if (errno == Libc.EAGAIN) listener.WaitReadable(_wake!.Handle);
                 else if (errno is Libc.EINVAL or Libc.EBADF) return;
                 else if (!AcceptBackoff.IsTransient(errno)) Thread.Sleep(backoff.Failed(Key, errno));
             }
@@ -271,7 +265,7 @@ internal sealed class RoundRobinHandle : ServerHandle
         {
             lock (_gate)
             {
-                _listener.Dispose();
+                listener.Dispose();
                 _wake!.Dispose();
             }
             _acceptEnded.SetResult();
@@ -313,15 +307,6 @@ internal sealed class RoundRobinHandle : ServerHandle
         }
         taken.Clear();
         return true;
-    }
-
-    // Until a connection waits (for us, or for whoever else accepts on the socket) or Wake is called.
-    private unsafe void WaitReadable(int listener)
-    {
-        var fds = stackalloc Libc.PollFd[2];
-        fds[0] = new Libc.PollFd { Fd = listener, Events = Libc.POLLIN };
-        fds[1] = new Libc.PollFd { Fd = _wake!.Handle.Fd, Events = Libc.POLLIN };
-        Libc.Poll(fds, 2, -1);
     }
 
     private void Wake()
@@ -487,14 +472,9 @@ internal sealed class RoundRobinHandle : ServerHandle
     }
 
     // An address's hash, IPv4 the same whether mapped into IPv6 or not; null for a Unix socket's peer.
-    private static unsafe ulong? SourceOf(byte* address, uint length)
+    private static ulong? SourceOf(ReadOnlySpan<byte> address)
     {
-        var bytes = *(ushort*)address switch
-        {
-            Libc.AF_INET when length >= 8 => new ReadOnlySpan<byte>(address + 4, 4),
-            Libc.AF_INET6 when length >= 24 => new ReadOnlySpan<byte>(address + 8, 16),
-            _ => default,
-        };
+        var bytes = ListenerFd.IpAddressOf(address);
         if (bytes.IsEmpty) return null;
         if (bytes.Length == 16 && bytes[..10].IndexOfAnyExcept((byte)0) < 0 && bytes[10] == 0xff && bytes[11] == 0xff) bytes = bytes[12..];
         ulong hash = 14695981039346656037; // FNV-1a

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
 using Herd.Child;
 using Herd.Native;
 
@@ -28,7 +29,7 @@ internal static class WorkerLauncher
         environment[ChildCluster.IdVariable] = id.ToString(System.Globalization.CultureInfo.InvariantCulture);
         environment[ChildCluster.SlotVariable] = slot.ToString(System.Globalization.CultureInfo.InvariantCulture);
         string[] argv = [file, .. args];
-        SafeFdHandle?[] passed = [channelEnd];
+        SafeHandle?[] passed = [channelEnd];
         if (settings.PassedSockets is { } sockets)
         {
             // No channel: the worker is not a Herd worker, and its fds from 3 are the sockets.
@@ -36,7 +37,7 @@ internal static class WorkerLauncher
             environment["LISTEN_FDS"] = sockets.Count.ToString(System.Globalization.CultureInfo.InvariantCulture);
             environment.Remove("LISTEN_FDNAMES");
             argv = PassedSockets.WithListenPid(argv);
-            passed = [.. sockets.Select(s => new SafeFdHandle((int)s.Handle, ownsHandle: false))];
+            passed = [.. sockets.Select(s => s.SafeHandle)];
         }
         if (settings.Uid is not null || settings.Gid is not null) argv = DropPrivileges(argv, settings.Uid, settings.Gid);
 
