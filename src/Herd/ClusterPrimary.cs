@@ -30,6 +30,7 @@ public sealed class ClusterPrimary : IAsyncDisposable, IProtocolHost
     private readonly ServerHandles _handles;
     private readonly PrimaryProtocol _protocol;
     private readonly Leadership _leadership = new();
+    private readonly IDisposable _measured;
     private ClusterSettings _settings;
     private SchedulingPolicy _policy = PolicyFromEnvironment();
     private bool _policyChosen = Environment.GetEnvironmentVariable(PolicyVariable) is not null;
@@ -45,7 +46,7 @@ public sealed class ClusterPrimary : IAsyncDisposable, IProtocolHost
         _settings = settings ?? new ClusterSettings();
         _handles = new ServerHandles(_gate);
         _protocol = new PrimaryProtocol(_gate, _handles, this);
-        HerdMetrics.Track(this);
+        _measured = HerdMetrics.Measure(this);
     }
 
     internal int QueuedConnections => _handles.Queued;
@@ -225,7 +226,7 @@ public sealed class ClusterPrimary : IAsyncDisposable, IProtocolHost
         foreach (var worker in forked) worker.Kill(UnixSignal.SIGKILL);
         await Task.WhenAll(forked.Select(w => w.Exited)).WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
         lock (_gate) _handles.CloseAll();
-        HerdMetrics.Forget(this);
+        _measured.Dispose();
     }
 
     /// <summary>
