@@ -29,7 +29,7 @@ internal sealed partial class HerdWorkerLifetime(IHostApplicationLifetime lifeti
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        Cluster.Logger = _logger = loggerFactory.CreateLogger("Herd");
+        Cluster.LogThroughHost(_logger = loggerFactory.CreateLogger("Herd"));
         Cluster.Worker.Disconnect += OnDisconnect;
         lifetime.ApplicationStarted.Register(() => _ = BecomeReadyAsync(lifetime.ApplicationStopping));
         if (Cluster.Worker.ExitedAfterDisconnect) OnDisconnect(); // asked before the host was up

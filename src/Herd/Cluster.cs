@@ -29,7 +29,8 @@ public static class Cluster
     private static readonly Lazy<ClusterPrimary> s_primary = new(() => IsWorker
         ? throw new InvalidOperationException("This process is a worker; only the primary forks and manages workers.")
         : new ClusterPrimary());
-    private static ILogger s_logger = new StderrLogger();
+    private static ILogger? s_logger; // the app's, once it sets one: nothing of Herd's replaces it
+    private static ILogger s_defaultLogger = new StderrLogger();
 
     /// <summary>True in the primary: any process not forked by a Herd primary.</summary>
     public static bool IsPrimary => !IsWorker;
@@ -46,12 +47,18 @@ public static class Cluster
     /// <summary>The process's primary, which the static members below use. Only in the primary.</summary>
     public static ClusterPrimary Primary => s_primary.Value;
 
-    /// <summary>Where Herd logs: warnings and errors to stderr until set. Herd.AspNetCore sets the app's logger.</summary>
+    /// <summary>
+    /// Where Herd logs. The app owns it: until the app sets it, warnings and errors go to stderr, or, under
+    /// Herd.AspNetCore, through the host's logging, which never replaces a logger the app set.
+    /// </summary>
     public static ILogger Logger
     {
-        get => Volatile.Read(ref s_logger);
+        get => Volatile.Read(ref s_logger) ?? Volatile.Read(ref s_defaultLogger);
         set => Volatile.Write(ref s_logger, value ?? throw new ArgumentNullException(nameof(value)));
     }
+
+    /// <summary>Herd.AspNetCore's hosted service: Herd logs through the host's logging unless the app set <see cref="Logger"/>.</summary>
+    internal static void LogThroughHost(ILogger logger) => Volatile.Write(ref s_defaultLogger, logger);
 
     /// <summary>The worker's side of the cluster, started by the first caller (Node's <c>_setupWorker</c>); null in the primary.</summary>
     internal static ChildCluster? Child => SetupWorker();

@@ -1,8 +1,6 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net.Sockets;
 using Herd.Ipc;
-using Herd.Net;
 using Herd.Primary;
 
 namespace Herd;
@@ -12,7 +10,7 @@ namespace Herd;
 /// raises the cluster's events. <see cref="Cluster"/> exposes one for the process; more can be created, each with
 /// its own workers, ids and servers.
 /// </summary>
-public sealed class ClusterPrimary : IAsyncDisposable
+public sealed class ClusterPrimary : IAsyncDisposable, IProtocolHost
 {
     /// <summary>Overrides the default policy, as NODE_CLUSTER_SCHED_POLICY does in Node: <c>rr</c>, <c>none</c>, <c>leastbusy</c>, <c>sticky</c> or <c>stickyaddress</c>.</summary>
     public const string PolicyVariable = "HERD_SCHED_POLICY";
@@ -21,29 +19,24 @@ public sealed class ClusterPrimary : IAsyncDisposable
     private static readonly TimeSpan ChannelGrace = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan OutputGrace = TimeSpan.FromSeconds(5);
 
-    // How long a worker's word of a SIGTERM or SIGINT waits for this process's own (see DisconnectUnlessStoppingAsync).
-    private static readonly TimeSpan SignalGrace = TimeSpan.FromSeconds(1);
-
-    // The lock order, everywhere: this _gate, then a server handle's own _gate, then a channel's send lock; a lock is
-    // never taken while one later in the order is held. Methods that need a lock held assert it (Debug builds).
+    // The lock order, everywhere: this _gate (which PrimaryProtocol takes too), then a server handle's own _gate, then a
+    // channel's send lock; a lock is never taken while one later in the order is held. Methods that need a lock held
+    // assert it (Debug builds).
     private readonly Lock _gate = new();
     private readonly EventQueue _events = new();
     private readonly Dictionary<int, Worker> _workers = [];
     private readonly List<Worker> _forked = [];               // forked and not yet exited, connected or not
     private readonly Dictionary<int, int> _slots = [];        // slot → workers in it not yet exited, launching ones too (two while one replaces another)
     private readonly ServerHandles _handles;
-    private readonly InheritedSockets _inherited = new();
-    private readonly ConnectionCounters _connections = new();
-    private readonly StickyRouter _tokens = new();
+    private readonly PrimaryProtocol _protocol;
     private readonly Leadership _leadership = new();
-    internal Metrics.MetricsPoll MetricsPoll { get; } = new();
+    private readonly IDisposable _measured;
     private ClusterSettings _settings;
     private SchedulingPolicy _policy = PolicyFromEnvironment();
     private bool _policyChosen = Environment.GetEnvironmentVariable(PolicyVariable) is not null;
     private bool _policyFrozen;
     private bool _holdServers;
     private int _lastWorkerId;
-    private int _lastHandleId;
     private bool _stopping;
 
     /// <summary>Creates a primary with the given settings (see <see cref="SetupPrimary"/>).</summary>
@@ -52,13 +45,19 @@ public sealed class ClusterPrimary : IAsyncDisposable
         Native.KernelLayout.EnsureKnown();
         _settings = settings ?? new ClusterSettings();
         _handles = new ServerHandles(_gate);
-        HerdMetrics.Track(this);
+        _protocol = new PrimaryProtocol(_gate, _handles, this);
+        _measured = HerdMetrics.Measure(this);
     }
 
     internal int QueuedConnections => _handles.Queued;
 
+    /// <summary>What the primary does with each frame its workers send.</summary>
+    internal PrimaryProtocol Protocol => _protocol;
+
+    internal Metrics.MetricsPoll MetricsPoll => _protocol.MetricsPoll;
+
     /// <summary>What became of the connections this primary accepted for round robin.</summary>
-    public ConnectionStats Connections => _connections.Snapshot();
+    public ConnectionStats Connections => _protocol.Connections.Snapshot();
 
     /// <summary>The settings future forks use.</summary>
     public ClusterSettings Settings => _settings;
@@ -122,7 +121,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
     /// Adopts the listening sockets systemd passed to this process (socket activation: LISTEN_PID and LISTEN_FDS), so
     /// that a worker listening on one of their addresses gets it instead of a new bind. Returns how many there were.
     /// </summary>
-    public int AdoptSystemdSockets() => _inherited.AdoptSystemd();
+    public int AdoptSystemdSockets() => _protocol.Inherited.AdoptSystemd();
 
     /// <summary>
     /// Every listening socket this primary holds, bound or inherited (reuse-port ones aside: a successor binds its own
@@ -130,7 +129,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
     /// </summary>
     internal Socket[] ListeningSockets()
     {
-        lock (_gate) return [.. _handles.Open.Select(h => h.Listener).OfType<Socket>().Distinct(), .. _inherited.Remaining()];
+        lock (_gate) return [.. _handles.Open.Select(h => h.Listener).OfType<Socket>().Distinct(), .. _protocol.Inherited.Remaining()];
     }
 
     /// <summary>
@@ -214,12 +213,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
     {
         if (await Task.WhenAny(worker.Process.Exited, Task.Delay(after)).ConfigureAwait(false) == worker.Process.Exited) return;
         worker.LastHeartbeat = System.Diagnostics.Stopwatch.GetTimestamp();
-        _events.Post(() =>
-        {
-            worker.State = WorkerState.Online;
-            worker.RaiseOnline();
-            Online?.Invoke(worker);
-        });
+        PostOnline(worker);
         worker.SetReady();
     }
 
@@ -235,7 +229,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
         foreach (var worker in forked) worker.Kill(UnixSignal.SIGKILL);
         await Task.WhenAll(forked.Select(w => w.Exited)).WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
         lock (_gate) _handles.CloseAll();
-        HerdMetrics.Forget(this);
+        _measured.Dispose();
     }
 
     /// <summary>
@@ -322,7 +316,7 @@ public sealed class ClusterPrimary : IAsyncDisposable
             worker.Kill(UnixSignal.SIGKILL);
         }
         lock (_gate) RemoveHandlesFor(worker, gone: true);
-        _tokens.Forget(worker);
+        _protocol.Tokens.Forget(worker);
         Reelect();
         _events.Post(() =>
         {
@@ -360,113 +354,6 @@ public sealed class ClusterPrimary : IAsyncDisposable
         else handle.Remove(worker);
     });
 
-    // A frame that breaks the protocol returns why, and the channel cuts the worker off. An unknown act is only
-    // logged: during a rolling reload the workers may run a newer Herd than the primary.
-    internal string? OnFrame(Worker worker, FrameKind kind, ReadOnlySpan<byte> frame, ReceivedFds fds)
-    {
-        switch (kind)
-        {
-            case FrameKind.Accepted:
-                if (!Accepted.TryRead(frame, out var accepted)) return $"a malformed accepted frame of {frame.Length} bytes";
-                return _handles.RoundRobin(accepted.HandleId) is { } handle && handle.OnAccepted(worker, accepted.ConnectionId, accepted.Ok)
-                    ? null
-                    : $"an answer for connection {accepted.ConnectionId} it was never given";
-            case FrameKind.Load:
-                if (!Load.TryRead(frame, out var load)) return $"a malformed load frame of {frame.Length} bytes";
-                worker.Busy = load.Busy;
-                return null;
-            case FrameKind.Internal:
-                if (!Frames.TryReadInternal(frame, out var message, out var error)) return error;
-                OnInternal(worker, message);
-                return null;
-            case FrameKind.Relay:
-                Relay(worker, frame);
-                return null;
-            case FrameKind.User:
-                if (!Frames.TryReceiveUser(frame, fds, worker.Inbox, "the primary's", out var user, out var breach)) return breach;
-                int size = frame.Length;
-                _events.Post(() =>
-                {
-                    if (!worker.Inbox.Remove(size)) return;
-                    worker.RaiseMessage(user);
-                    Message?.Invoke(worker, user);
-                });
-                return null;
-            default:
-                return $"an unexpected frame of kind {(int)kind} and {frame.Length} bytes";
-        }
-    }
-
-    private void OnInternal(Worker worker, InternalMessage message)
-    {
-        switch (message.Act)
-        {
-            case Acts.Online:
-                _events.Post(() =>
-                {
-                    worker.State = WorkerState.Online;
-                    worker.RaiseOnline();
-                    Online?.Invoke(worker);
-                });
-                break;
-            case Acts.QueryServer:
-                QueryServer(worker, message);
-                break;
-            case Acts.Listening when ListeningOf(message) is { } address:
-                _events.Post(() =>
-                {
-                    worker.State = WorkerState.Listening;
-                    worker.RaiseListening(address);
-                    Listening?.Invoke(worker, address);
-                });
-                break;
-            case Acts.Close:
-                lock (_gate)
-                {
-                    if (message.Key is { } key && _handles.TryGet(key, out var handle)) _handles.Update(handle, h => h.Remove(worker));
-                }
-                break;
-            case Acts.ExitedAfterDisconnect:
-                worker.ExitedAfterDisconnect = true;
-                worker.Channel.SendInternal(new InternalMessage { Ack = message.Seq });
-                Reelect();
-                break;
-            case Acts.Ready:
-                worker.LastHeartbeat = System.Diagnostics.Stopwatch.GetTimestamp();
-                worker.SetReady();
-                // Round robin skipped it until now; a server its slot's replacement did not come back to closes.
-                lock (_gate) _handles.UpdateAll(handle => handle.WorkerReady(worker));
-                Reelect();
-                break;
-            case Acts.Signal:
-                OnSignal(worker, (UnixSignal)message.Signal);
-                break;
-            case Acts.Heartbeat:
-                worker.LastHeartbeat = System.Diagnostics.Stopwatch.GetTimestamp();
-                worker.Requests = message.Requests;
-                worker.Connections = message.Connections;
-                break;
-            case Acts.Sticky when message.Token is { } token:
-                _tokens.Add(token, worker);
-                worker.Channel.SendInternal(new InternalMessage { Ack = message.Seq });
-                break;
-            case Acts.Metrics:
-                MetricsPoll.Answer(worker, message);
-                break;
-            default:
-                HerdLog.DroppedMessage(Cluster.Logger, worker.ToString(), $"an unknown or incomplete act '{message.Act}'");
-                break;
-        }
-    }
-
-    // A backplane message: every other connected worker gets the same frame, in the order this worker sent them.
-    private void Relay(Worker from, ReadOnlySpan<byte> frame)
-    {
-        Worker[] others;
-        lock (_gate) others = [.. _workers.Values.Where(w => w != from)];
-        foreach (var worker in others) worker.Channel.Send(frame);
-    }
-
     /// <summary>
     /// Set by whoever stops the whole cluster on a SIGTERM or SIGINT (<c>herd run</c>): the same signal, sent to the
     /// process group or control group, reached the workers too, and they must go on serving through the drain.
@@ -477,97 +364,59 @@ public sealed class ClusterPrimary : IAsyncDisposable
         set => Volatile.Write(ref _stopping, value);
     }
 
-    // The worker got SIGTERM or SIGINT and left it to us (ChildCluster.OnTerminationSignal).
-    private void OnSignal(Worker worker, UnixSignal signal)
+    private void PostOnline(Worker worker) => _events.Post(() =>
     {
-        if (worker.KilledBy == signal)
+        worker.State = WorkerState.Online;
+        worker.RaiseOnline();
+        Online?.Invoke(worker);
+    });
+
+    bool IProtocolHost.PolicyChosen
+    {
+        get
         {
-            worker.Channel.SendInternal(new InternalMessage { Act = Acts.Kill, Signal = (int)signal });
-            return;
+            Debug.Assert(_gate.IsHeldByCurrentThread);
+            return _policyChosen;
         }
-        _ = DisconnectUnlessStoppingAsync(worker);
     }
 
-    // Sent to a process group or control group, the signal reaches this process too, a moment before or after the
-    // worker's word of it: if it makes us stop, the drain retires the worker. Sent to the worker alone, it asks it
-    // to leave, gracefully.
-    private async Task DisconnectUnlessStoppingAsync(Worker worker)
+    bool IProtocolHost.HoldsServers
     {
-        await Task.Delay(SignalGrace).ConfigureAwait(false);
-        if (!Stopping && !worker.IsDead) BeginDisconnect(worker);
+        get
+        {
+            Debug.Assert(_gate.IsHeldByCurrentThread);
+            return _holdServers;
+        }
     }
 
-    private void QueryServer(Worker worker, InternalMessage query)
+    bool IProtocolHost.Stopping => Stopping;
+
+    Worker[] IProtocolHost.ConnectedBut(Worker worker)
     {
-        var reply = new InternalMessage { Ack = query.Seq };
-        if (worker.ExitedAfterDisconnect == true)
-        {
-            // Node drops this query silently, leaving the worker's listen hanging; Herd answers.
-            reply.SocketError = SocketError.Shutdown;
-            worker.Channel.SendInternal(reply);
-            return;
-        }
-        if (!IsValid(query))
-        {
-            reply.SocketError = SocketError.InvalidArgument;
-            worker.Channel.SendInternal(reply);
-            return;
-        }
-        var address = new AddressKey(query.Address!, query.Port, query.AddressType!);
-        var key = $"{address}:{query.Index}" + (query.ReusePort ? ":reuseport" : "");
-        reply.Key = key;
-        lock (_gate)
-        {
-            if (!_handles.TryGet(key, out var handle))
-            {
-                int id = ++_lastHandleId;
-                if (query.ReusePort)
-                {
-                    handle = new ReusePortHandle(key, id, address, query.Backlog);
-                }
-                else if (_policy == SchedulingPolicy.None || address.IsUdp)
-                {
-                    handle = new SharedHandle(key, id, address, _inherited.Take(address));
-                }
-                else
-                {
-                    handle = new RoundRobinHandle(key, id, address, query.Backlog, _inherited.Take(address), _connections,
-                        PolicyFor(query), _tokens, _handles.Done);
-                }
-                handle.Held = _holdServers;
-                _handles.Add(handle);
-            }
-            // A failed bind is closed from the start: the key is forgotten, so a later query tries again.
-            _handles.Update(handle, h => h.Add(worker, reply));
-        }
-        if (reply.SocketError != SocketError.Success) BindFailed?.Invoke(address.Port < 0 ? address.Address : address.Address.Contains(':', StringComparison.Ordinal) ? $"[{address.Address}]:{address.Port}" : $"{address.Address}:{address.Port}", reply.SocketError);
+        lock (_gate) return [.. _workers.Values.Where(w => w != worker)];
     }
 
-    private static bool IsValid(InternalMessage query) => query.AddressType switch
-    {
-        "4" or "6" or "udp4" or "udp6" => System.Net.IPAddress.TryParse(query.Address, out _) && query.Port is >= 0 and <= 65535 && query.Backlog > 0,
-        AddressKey.Unix => !string.IsNullOrEmpty(query.Address) && Path.IsPathFullyQualified(query.Address) && query.Port == -1 && query.Backlog > 0,
-        _ => false,
-    };
+    void IProtocolHost.Reelect() => Reelect();
 
-    private static ListeningAddress? ListeningOf(InternalMessage message)
-    {
-        AddressType? type = message.AddressType switch
-        {
-            "4" => AddressType.IPv4,
-            "6" => AddressType.IPv6,
-            "udp4" => AddressType.Udp4,
-            "udp6" => AddressType.Udp6,
-            AddressKey.Unix => AddressType.Unix,
-            _ => null,
-        };
-        return type is null || message.Address is null ? null : new ListeningAddress(type.Value, message.Address, message.Port);
-    }
+    void IProtocolHost.BeginDisconnect(Worker worker) => BeginDisconnect(worker);
 
-    // An app that keeps clients' state in one process (SignalR) works only if they come back to it: the default round
-    // robin gives way to sticky routing for it, unless someone chose a policy.
-    private SchedulingPolicy PolicyFor(InternalMessage query) =>
-        query.PrefersSticky && !_policyChosen && _policy == SchedulingPolicy.RoundRobin ? SchedulingPolicy.Sticky : _policy;
+    void IProtocolHost.PostOnline(Worker worker) => PostOnline(worker);
+
+    void IProtocolHost.PostListening(Worker worker, ListeningAddress address) => _events.Post(() =>
+    {
+        worker.State = WorkerState.Listening;
+        worker.RaiseListening(address);
+        Listening?.Invoke(worker, address);
+    });
+
+    void IProtocolHost.PostMessage(Worker worker, ClusterMessage message, int size) => _events.Post(() =>
+    {
+        if (!worker.Inbox.Remove(size)) return;
+        worker.RaiseMessage(message);
+        Message?.Invoke(worker, message);
+    });
+
+    void IProtocolHost.OnBindFailed(string address, SocketError error) => BindFailed?.Invoke(address, error);
 
     private static SchedulingPolicy PolicyFromEnvironment() =>
         SchedulingPolicyNames.Parse(Environment.GetEnvironmentVariable(PolicyVariable)) ?? SchedulingPolicy.RoundRobin;

@@ -33,9 +33,15 @@ internal static class HerdMetrics
     private static void Connections(string outcome, Func<ConnectionStats, long> value, string description) =>
         s_meter.CreateObservableCounter($"herd.connections.{outcome}", () => s_primaries.Keys.Sum(p => value(p.Connections)), "{connection}", description);
 
-    public static void Track(ClusterPrimary primary) => s_primaries[primary] = 0;
-
-    public static void Forget(ClusterPrimary primary) => s_primaries.TryRemove(primary, out _);
+    /// <summary>
+    /// The one way into the registry of primaries these instruments sum over: <paramref name="primary"/> is measured
+    /// until the registration returned is disposed, which only its holder can do.
+    /// </summary>
+    public static IDisposable Measure(ClusterPrimary primary)
+    {
+        s_primaries[primary] = 0;
+        return new Registration(primary);
+    }
 
     private static IEnumerable<Measurement<int>> Workers() =>
         s_primaries.Keys.SelectMany(p => p.Workers.Values).GroupBy(w => w.State)
@@ -44,4 +50,9 @@ internal static class HerdMetrics
     private static IEnumerable<Measurement<long>> PerWorker(Func<Worker, long> value) =>
         s_primaries.Keys.SelectMany(p => p.Workers.Values)
             .Select(w => new Measurement<long>(value(w), new KeyValuePair<string, object?>("worker.id", w.Id), new KeyValuePair<string, object?>("worker.pid", w.Process.Id)));
+
+    private sealed class Registration(ClusterPrimary primary) : IDisposable
+    {
+        public void Dispose() => s_primaries.TryRemove(primary, out _);
+    }
 }

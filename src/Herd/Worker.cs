@@ -74,7 +74,7 @@ public sealed class Worker : IChannelHandler
     internal bool Channelless { get; init; }
 
     /// <summary>This worker's messages waiting for the primary's handlers.</summary>
-    internal Inbox Inbox { get; } = new();
+    internal Inbox Inbox { get; } = new("the primary's");
 
     /// <summary>The worker is up and its channel works.</summary>
     public event Action<Worker>? Online;
@@ -161,7 +161,13 @@ public sealed class Worker : IChannelHandler
     internal void RaiseExit(WorkerExit exit) => Exit?.Invoke(this, exit);
     internal void RaiseMessage(ClusterMessage message) => Message?.Invoke(this, message);
 
-    string? IChannelHandler.OnFrame(FrameKind kind, ReadOnlySpan<byte> frame, ReceivedFds fds) => _primary.OnFrame(this, kind, frame, fds);
+    Inbox IChannelHandler.Inbox => Inbox;
+
+    void IChannelHandler.OnInternal(InternalMessage message, ReceivedFds fds) => _primary.Protocol.OnInternal(this, message);
+
+    void IChannelHandler.OnMessage(ClusterMessage message, int size) => _primary.Protocol.OnMessage(this, message, size);
+
+    string? IChannelHandler.OnFrame(FrameKind kind, ReadOnlySpan<byte> frame, ReceivedFds fds) => _primary.Protocol.OnFrame(this, kind, frame);
 
     void IChannelHandler.OnClosed(string? error) => _primary.OnChannelClosed(this, error);
 }

@@ -34,7 +34,7 @@ internal sealed class ChildCluster : IChannelHandler
 
     private readonly WorkerChannel _channel;
     private readonly EventQueue _events = new();
-    private readonly Inbox _inbox = new();
+    private readonly Inbox _inbox = new("the worker's");
     private readonly ConcurrentDictionary<int, Request> _requests = new();
     private readonly ConcurrentDictionary<int, RoundRobinListener> _roundRobin = new();
     private readonly Dictionary<string, SortedSet<int>> _indexes = [];
@@ -321,6 +321,13 @@ internal sealed class ChildCluster : IChannelHandler
         _channel.Send(frame);
     }
 
+    Inbox IChannelHandler.Inbox => _inbox;
+
+    void IChannelHandler.OnMessage(ClusterMessage message, int size) => _events.Post(() =>
+    {
+        if (_inbox.Remove(size)) Worker.RaiseMessage(message);
+    });
+
     // As in the primary: a frame that breaks the protocol closes the channel, and the worker leaves.
     string? IChannelHandler.OnFrame(FrameKind kind, ReadOnlySpan<byte> frame, ReceivedFds fds)
     {
@@ -338,27 +345,15 @@ internal sealed class ChildCluster : IChannelHandler
                     SendAccepted(newConn.HandleId, id, false);
                 }
                 return null;
-            case FrameKind.Internal:
-                if (!Frames.TryReadInternal(frame, out var message, out var error)) return error;
-                OnInternal(message, fds);
-                return null;
             case FrameKind.Relay:
                 Relayed?.Invoke(frame[1..].ToArray());
                 return null;
-            case FrameKind.User:
-                if (!Frames.TryReceiveUser(frame, fds, _inbox, "the worker's", out var user, out var breach)) return breach;
-                int size = frame.Length;
-                _events.Post(() =>
-                {
-                    if (_inbox.Remove(size)) Worker.RaiseMessage(user);
-                });
-                return null;
             default:
-                return $"an unexpected frame of kind {(int)kind} and {frame.Length} bytes";
+                return Frames.Unexpected(kind, frame);
         }
     }
 
-    private void OnInternal(InternalMessage message, ReceivedFds fds)
+    void IChannelHandler.OnInternal(InternalMessage message, ReceivedFds fds)
     {
         if (message.Ack is { } ack && _requests.TryRemove(ack, out var request))
         {

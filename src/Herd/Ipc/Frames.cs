@@ -24,7 +24,31 @@ internal static class Frames
         return channel.Send(buffer.WrittenSpan, fd);
     }
 
-    public static bool TryReadInternal(ReadOnlySpan<byte> frame, [NotNullWhen(true)] out InternalMessage? message, [NotNullWhen(false)] out string? error)
+    /// <summary>
+    /// Reads one frame for <paramref name="handler"/>: control and user messages alike at both ends, any other kind
+    /// as the handler's own. Returns null, or how the frame breaks the protocol.
+    /// </summary>
+    public static string? Read(IChannelHandler handler, FrameKind kind, ReadOnlySpan<byte> frame, ReceivedFds fds)
+    {
+        switch (kind)
+        {
+            case FrameKind.Internal:
+                if (!TryReadInternal(frame, out var message, out var error)) return error;
+                handler.OnInternal(message, fds);
+                return null;
+            case FrameKind.User:
+                if (!TryReceiveUser(frame, fds, handler.Inbox, out var user, out var breach)) return breach;
+                handler.OnMessage(user, frame.Length);
+                return null;
+            default:
+                return handler.OnFrame(kind, frame, fds);
+        }
+    }
+
+    /// <summary>The breach of a frame whose kind its receiver does not take.</summary>
+    public static string Unexpected(FrameKind kind, ReadOnlySpan<byte> frame) => $"an unexpected frame of kind {(int)kind} and {frame.Length} bytes";
+
+    private static bool TryReadInternal(ReadOnlySpan<byte> frame, [NotNullWhen(true)] out InternalMessage? message, [NotNullWhen(false)] out string? error)
     {
         try
         {
@@ -44,12 +68,12 @@ internal static class Frames
     /// Reads a message that waits in <paramref name="inbox"/> for the receiver's handlers, or says how the frame
     /// breaks the protocol. More than one fd is refused before any is taken, so none leaks with the breach.
     /// </summary>
-    public static bool TryReceiveUser(ReadOnlySpan<byte> frame, ReceivedFds fds, Inbox inbox, string receiver,
+    private static bool TryReceiveUser(ReadOnlySpan<byte> frame, ReceivedFds fds, Inbox inbox,
         [NotNullWhen(true)] out ClusterMessage? message, [NotNullWhen(false)] out string? breach)
     {
         message = null;
         breach = fds.Count > 1 ? $"sent {fds.Count} fds with a message, which carries at most one"
-            : !inbox.TryAdd(frame.Length) ? $"a flood of messages: over {inbox} waiting for {receiver} handlers"
+            : !inbox.TryAdd(frame.Length) ? $"a flood of messages: over {inbox} waiting for {inbox.Receiver} handlers"
             : null;
         return breach is null && TryReadUser(frame, fds, out message, out breach);
     }

@@ -4,7 +4,7 @@ namespace Herd.Ipc;
 /// Counts one peer's messages that wait for event handlers. Bounded, so a peer that sends faster than the handlers
 /// keep up is cut off instead of growing the receiver's memory without end.
 /// </summary>
-internal sealed class Inbox
+internal sealed class Inbox(string receiver)
 {
     private const int MaxMessages = 65_536;
     private const long MaxBytes = 64L * 1024 * 1024;
@@ -12,6 +12,9 @@ internal sealed class Inbox
     private int _messages;
     private long _bytes;
     private volatile bool _discarded;
+
+    /// <summary>Whose handlers the messages wait for ("the primary's"), as a breach names them.</summary>
+    public string Receiver => receiver;
 
     /// <summary>Counts a message in; false when that takes the inbox over its bounds.</summary>
     public bool TryAdd(int bytes)

@@ -5,19 +5,6 @@ using Herd.Native;
 
 namespace Herd.Ipc;
 
-/// <summary>What a <see cref="WorkerChannel"/> delivers.</summary>
-internal interface IChannelHandler
-{
-    /// <summary>
-    /// One whole frame; <c>frame[0]</c> is its <see cref="FrameKind"/>. Returns null, or how the frame breaks the
-    /// protocol, which closes the channel. The handler takes the fds the frame may carry; any left are a breach too.
-    /// </summary>
-    string? OnFrame(FrameKind kind, ReadOnlySpan<byte> frame, ReceivedFds fds);
-
-    /// <summary>The channel closed: the peer went away (<paramref name="error"/> null) or broke the protocol.</summary>
-    void OnClosed(string? error);
-}
-
 /// <summary>
 /// Framed messages, with fds, over one private AF_UNIX SOCK_SEQPACKET socket. One record per sendmsg keeps fds
 /// tied to their message; frames larger than a record travel as several records, the last one carrying the fds.
@@ -221,7 +208,7 @@ internal sealed class WorkerChannel : IDisposable
         try
         {
             var kind = (FrameKind)frame[0];
-            return _handler!.OnFrame(kind, frame, fds)
+            return Frames.Read(_handler!, kind, frame, fds)
                 ?? (fds.Count > 0 ? $"sent {fds.Count} fd(s) with a frame of kind {kind}, which carries none" : null);
         }
         finally
