@@ -185,12 +185,11 @@ soak_primary node-rr "cluster.js --port $port" soak-node
 $bench handoff --seconds "$seconds" --rounds "$rounds" >"$results/handoff"
 
 # A reload under saturating load: `herd run -i 2` on the same sample, requests served in each second of a $window s
-# window of Connection: close, once without a reload and with one a third of the way in, with and without slow start.
-reload_window() { # file reload? [herd.json]
-  local herd_dir config=()
+# window of Connection: close, once without a reload and once with one a third of the way in.
+reload_window() { # file reload?
+  local herd_dir
   herd_dir=$(mktemp -d)
-  if [[ -n ${3:-} ]]; then echo "$3" >"$herd_dir/herd.json"; config=(--config "$herd_dir/herd.json"); fi
-  XDG_RUNTIME_DIR="$herd_dir" dotnet src/Herd.Cli/bin/Release/net10.0/Herd.Cli.dll run -i 2 --name bench "${config[@]}" -- $hello --workers 0 \
+  XDG_RUNTIME_DIR="$herd_dir" dotnet src/Herd.Cli/bin/Release/net10.0/Herd.Cli.dll run -i 2 --name bench -- $hello --workers 0 \
     >"$results/herd.log" 2>&1 &
   server=$!
   for _ in $(seq 1 400); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.05; done
@@ -208,7 +207,6 @@ reload_window() { # file reload? [herd.json]
 }
 reload_window window-steady no
 reload_window window-reload yes
-reload_window window-reload-fast yes '{ "slowStart": 0 }' # without slow start: each new worker a full share at once
 
 report=docs/benchmarks.md
 (( quick )) && report="$results/benchmarks.md"

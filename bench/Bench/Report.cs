@@ -108,9 +108,7 @@ internal static class Report
 
         var steady = Seconds(Path.Combine(results, "window-steady"));
         var reload = Seconds(Path.Combine(results, "window-reload"));
-        var fast = Seconds(Path.Combine(results, "window-reload-fast"));
         var (before, slow, lost) = Recovery(reload);
-        var (fastBefore, fastSlow, fastLost) = Recovery(fast);
         Goal("A reload: seconds until back at 90% of the rate before it", [slow], 2, atMost: true);
 
         md.AppendLine().AppendLine("## Fairness").AppendLine();
@@ -137,12 +135,11 @@ internal static class Report
             md.AppendLine(Inv, $"| {i + 1} | {direct[i][0]:N0} | {direct[i][1]:F3} | {direct[i][2]:F3} | {handed[i][0]:N0} | {handed[i][1]:F3} | {handed[i][2]:F3} | {handed[i][0] / direct[i][0]:F2} | {cpu[i][1] / Math.Max(cpu[i][0], 0.001):N0} |");
 
         md.AppendLine().AppendLine("## A reload under load").AppendLine();
-        md.AppendLine(Inv, $"`herd run -i 2` on the same sample, wrk -t1 -c{connections} Connection: close for {steady.Count} s, saturating both cores: once without a reload, then with `herd reload` a third of the way in (a rolling replacement: each new worker is started, waits to be ready, then the old one drains), with slow start (the default, 5 s: a new worker's share rises from a tenth, and the next worker is replaced once that is over) and without it (`slowStart: 0`). Requests per second:").AppendLine();
+        md.AppendLine(Inv, $"`herd run -i 2` on the same sample, wrk -t1 -c{connections} Connection: close for {steady.Count} s, saturating both cores: once without a reload, then with `herd reload` a third of the way in (a rolling replacement: each new worker is started, waits to be ready, then the old one drains). Requests per second:").AppendLine();
         md.AppendLine("| window | total | every second | median before the reload | seconds until back at 90% | seconds' worth of requests lost |").AppendLine("|---|---:|---|---:|---:|---:|");
         md.AppendLine(Inv, $"| steady | {steady.Sum():N0} | {string.Join(" ", steady.Select(n => n.ToString("N0", Inv)))} | | | |");
-        md.AppendLine(Inv, $"| a reload, slow start | {reload.Sum():N0} | {string.Join(" ", reload.Select(n => n.ToString("N0", Inv)))} | {before:N0} | {slow} | {lost:F2} |");
-        md.AppendLine(Inv, $"| a reload, no slow start | {fast.Sum():N0} | {string.Join(" ", fast.Select(n => n.ToString("N0", Inv)))} | {fastBefore:N0} | {fastSlow} | {fastLost:F2} |");
-        md.AppendLine().AppendLine(Inv, $"Requests lost: the seconds after the reload, each short of the median second before it, summed as a fraction of that second. The whole window with the reload ÷ without: {reload.Sum() / (double)steady.Sum():F2} with slow start, {fast.Sum() / (double)steady.Sum():F2} without. The first and last seconds are partial.");
+        md.AppendLine(Inv, $"| with a reload | {reload.Sum():N0} | {string.Join(" ", reload.Select(n => n.ToString("N0", Inv)))} | {before:N0} | {slow} | {lost:F2} |");
+        md.AppendLine().AppendLine(Inv, $"Requests lost: the seconds after the reload, each short of the median second before it, summed as a fraction of that second. The whole window with the reload ÷ without: {reload.Sum() / (double)steady.Sum():F2}. The first and last seconds are partial.");
 
         File.WriteAllText(output, md.ToString());
         File.WriteAllText(Path.Combine(Path.GetDirectoryName(output)!, "benchmarks.svg"), Chart(measured.Select(m => (Names[m], Rate(m, "keepalive"), Rate(m, "close"))).ToList()));

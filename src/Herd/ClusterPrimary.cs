@@ -159,13 +159,10 @@ public sealed class ClusterPrimary : IAsyncDisposable, IProtocolHost
     /// </summary>
     public Worker Fork(IReadOnlyDictionary<string, string?>? env = null) => Start(slot: null, env);
 
-    /// <summary>
-    /// Starts a worker in <paramref name="slot"/>, whether a worker holds it or not: how a supervisor replaces one,
-    /// ramping its share of round robin over <paramref name="slowStart"/> once it is ready.
-    /// </summary>
-    internal Worker ForkInSlot(int slot, TimeSpan slowStart) => Start(slot, env: null, slowStart);
+    /// <summary>Starts a worker in <paramref name="slot"/>, whether a worker holds it or not: how a supervisor replaces one.</summary>
+    internal Worker ForkInSlot(int slot) => Start(slot, env: null);
 
-    private Worker Start(int? slot, IReadOnlyDictionary<string, string?>? env, TimeSpan slowStart = default)
+    private Worker Start(int? slot, IReadOnlyDictionary<string, string?>? env)
     {
         SetupPrimary();
         var (mine, theirs) = Native.Fd.SeqPacketPair();
@@ -187,7 +184,7 @@ public sealed class ClusterPrimary : IAsyncDisposable, IProtocolHost
             lock (_gate) ReleaseSlot(held);
             throw;
         }
-        var worker = new Worker(this, id, held, process, new WorkerChannel(mine)) { Channelless = _settings.PassedSockets is not null, SlowStart = slowStart };
+        var worker = new Worker(this, id, held, process, new WorkerChannel(mine)) { Channelless = _settings.PassedSockets is not null };
         lock (_gate)
         {
             _workers[id] = worker;

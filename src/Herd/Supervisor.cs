@@ -301,9 +301,6 @@ public sealed partial class Supervisor : IAsyncDisposable
             case Tick:
                 Watch();
                 break;
-            case SlowStartOver(var reload) when _active == reload:
-                reload.NextBatch();
-                break;
         }
     }
 
@@ -421,9 +418,7 @@ public sealed partial class Supervisor : IAsyncDisposable
 
     private Worker Fork(int slot)
     {
-        // Among warm workers a new one starts with a small share; when none is serving, none has one to spare.
-        bool joining = _slots.Values.Any(s => s.Current is { Ready.IsCompleted: true } current && !_leaving.ContainsKey(current));
-        var worker = _primary.ForkInSlot(slot, joining ? _options.SlowStart : TimeSpan.Zero);
+        var worker = _primary.ForkInSlot(slot);
         _alive[worker] = Stopwatch.GetTimestamp();
         _ = worker.Ready.ContinueWith(_ => Post(new Ready(worker)), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         PostAfter(_options.ReadyTimeout, new ReadyTimedOut(worker));
@@ -673,6 +668,4 @@ public sealed partial class Supervisor : IAsyncDisposable
     private sealed record DrainOver : Command;
 
     private sealed record Tick : Command;
-
-    private sealed record SlowStartOver(Replace Reload) : Command;
 }

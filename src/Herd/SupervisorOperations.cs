@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Herd.Supervision;
 
 namespace Herd;
@@ -100,8 +99,6 @@ public sealed partial class Supervisor
         private readonly List<Slot> _batch = [];
         private readonly HashSet<Worker> _retiring = [];
         private Exception? _failure;
-        private long _warmFrom; // when the last batch took over (Stopwatch), and how long its slow start lasts
-        private TimeSpan _warming;
 
         /// <summary>The worker a restart or recycle replaces; null for a reload.</summary>
         public Worker? Target => target;
@@ -129,7 +126,7 @@ public sealed partial class Supervisor
             NextBatch();
         }
 
-        public void NextBatch()
+        private void NextBatch()
         {
             while (_todo.Count > 0 && _batch.Count < S._options.ReloadBatchSize)
             {
@@ -146,8 +143,6 @@ public sealed partial class Supervisor
         public override void OnReady(Worker worker)
         {
             if (!_batch.Any(slot => slot.Incoming == worker) || !_batch.All(slot => slot.Incoming!.Ready.IsCompleted)) return;
-            _warmFrom = Stopwatch.GetTimestamp();
-            _warming = _batch.Max(slot => slot.Incoming!.SlowStart);
             foreach (var slot in _batch)
             {
                 var old = slot.Current;
@@ -161,22 +156,13 @@ public sealed partial class Supervisor
                 }
             }
             _batch.Clear();
-            if (_retiring.Count == 0) NextBatchOnceWarm();
+            if (_retiring.Count == 0) NextBatch();
         }
 
         public override void OnLeft(Worker worker)
         {
             if (!_retiring.Remove(worker) || _retiring.Count > 0) return;
             if (_failure is not null) Fail(_failure);
-            else NextBatchOnceWarm();
-        }
-
-        // The next batch waits for the last one's slow start: replacing a warm worker while its successor is still
-        // cold would leave two cold ones to take the load.
-        private void NextBatchOnceWarm()
-        {
-            var left = _warming - Stopwatch.GetElapsedTime(_warmFrom);
-            if (_todo.Count > 0 && left > TimeSpan.Zero) S.PostAfter(left, new SlowStartOver(this));
             else NextBatch();
         }
 

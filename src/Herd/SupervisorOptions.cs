@@ -58,14 +58,6 @@ public sealed record SupervisorOptions
     public int ReloadBatchSize { get; init; } = 1;
 
     /// <summary>
-    /// How long a worker that joins serving workers (a reload's, a recycle's or a restart's replacement, or a scale's
-    /// new one) takes to reach a full share of round robin's connections: from a tenth, rising evenly, while its JIT
-    /// warms up (HAProxy's and nginx's <c>slow_start</c>); a rolling reload starts its next batch once it has passed.
-    /// Zero: a full share at once, and no wait between batches.
-    /// </summary>
-    public TimeSpan SlowStart { get; init; } = TimeSpan.FromSeconds(5);
-
-    /// <summary>
     /// The most workers a start or a scale may ask for (herd.json's <c>maxInstances</c>): 64 per CPU by default, a bound
     /// against a typo or an overflowing <c>scale +N</c>, not a capacity plan. A scale beyond it is refused and changes nothing.
     /// </summary>
@@ -94,8 +86,7 @@ public sealed record SupervisorOptions
         if (ReloadBatchSize < 1) return (nameof(ReloadBatchSize), ReloadBatchSize, "ReloadBatchSize must be at least 1.");
         foreach (var (name, value) in new[] { (nameof(RestartDelay), RestartDelay), (nameof(MaxRestartDelay), MaxRestartDelay), (nameof(MinUptime), MinUptime),
                      (nameof(StableAfter), StableAfter), (nameof(ReadyTimeout), ReadyTimeout), (nameof(KillTimeout), KillTimeout),
-                     (nameof(HeartbeatTimeout), HeartbeatTimeout), (nameof(MaxAge), MaxAge), (nameof(DrainDelay), DrainDelay),
-                     (nameof(SlowStart), SlowStart) })
+                     (nameof(HeartbeatTimeout), HeartbeatTimeout), (nameof(MaxAge), MaxAge), (nameof(DrainDelay), DrainDelay) })
         {
             if (value < TimeSpan.Zero) return (name, value, $"{name} cannot be negative.");
         }

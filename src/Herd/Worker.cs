@@ -143,9 +143,6 @@ public sealed class Worker : IChannelHandler
         set => Volatile.Write(ref _busy, value);
     }
 
-    /// <summary>How long round robin ramps this worker's share once it is ready (<see cref="SupervisorOptions.SlowStart"/>).</summary>
-    internal TimeSpan SlowStart { get; init; }
-
     /// <summary>When the worker last answered a heartbeat, or became ready (a Stopwatch timestamp).</summary>
     internal long LastHeartbeat { get; set; }
 

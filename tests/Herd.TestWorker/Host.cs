@@ -15,7 +15,6 @@ internal static partial class Host
     {
         RestartDelay = TimeSpan.FromMilliseconds(50), MaxRestartDelay = TimeSpan.FromMilliseconds(200), MaxRestarts = 1000,
         ReadyTimeout = TimeSpan.FromSeconds(20), KillTimeout = TimeSpan.FromSeconds(5),
-        SlowStart = TimeSpan.FromSeconds(1), // a short one: the chaos scenarios keep their pace (a reload every 2 s) and still wait on it
     };
 
     public static async Task<int> RunAsync(string[] workerArgs)

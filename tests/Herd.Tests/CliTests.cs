@@ -66,7 +66,6 @@ public sealed class CliTests
     [InlineData("""{ "maxInstances": 0 }""", "herd: maxInstances: MaxWorkers must be at least 1.")]
     [InlineData("""{ "maxMemoryMb": -1 }""", "herd: maxMemoryMb cannot be negative.")]
     [InlineData("""{ "reloadBatchSize": 0, /* herd.json may have comments */ }""", "herd: reloadBatchSize: ReloadBatchSize must be at least 1.")]
-    [InlineData("""{ "slowStart": -1 }""", "herd: slowStart: SlowStart cannot be negative.")]
     public async Task A_bad_config_file_is_an_error_that_names_the_key(string json, string error)
     {
         var file = Path.GetTempFileName();

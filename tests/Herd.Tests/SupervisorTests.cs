@@ -56,50 +56,6 @@ public sealed class SupervisorTests
         Assert.Equal(0, cluster.Primary.Connections.Refused);
     }
 
-    // A replacement joins a warm worker with a tenth of a share, rising over its slow start (here 20 s, so that it is
-    // still early in it however slowly the machine runs the test), while its JIT warms up.
-    [Fact]
-    public async Task A_replacement_starts_with_a_small_share_of_round_robin()
-    {
-        await using var cluster = new TestCluster(["serve"]);
-        await using var supervisor = new Supervisor(cluster.Primary, Quick with { SlowStart = TimeSpan.FromSeconds(20) });
-        await supervisor.StartAsync();
-        var (old, replaced) = (supervisor.Workers.First(), supervisor.Workers.Last());
-        var address = await cluster.ListeningAsync(old);
-
-        await supervisor.RestartAsync(replaced).WaitAsync(TestCluster.Timeout);
-        var fresh = supervisor.Workers.Single(w => w != old);
-        var shares = await TestCluster.SharesAsync([old, fresh], address, 60);
-
-        Assert.InRange(shares[fresh.Process.Id], 1, shares[old.Process.Id] / 3);
-    }
-
-    // A rolling reload replaces the next worker only once the last replacement's slow start is over: two cold workers
-    // at once would carry the load at half speed.
-    [Fact]
-    public async Task A_reload_starts_the_next_batch_once_the_last_ones_slow_start_is_over()
-    {
-        var slowStart = TimeSpan.FromSeconds(2);
-        await using var cluster = new TestCluster(["serve"]);
-        await using var supervisor = new Supervisor(cluster.Primary, Quick with { SlowStart = slowStart });
-        await supervisor.StartAsync();
-        var before = supervisor.Workers.ToHashSet();
-        var ready = new ConcurrentQueue<long>();
-        var forked = new ConcurrentQueue<long>();
-        cluster.Primary.Forked += w =>
-        {
-            forked.Enqueue(Stopwatch.GetTimestamp());
-            _ = w.Ready.ContinueWith(_ => ready.Enqueue(Stopwatch.GetTimestamp()), TaskScheduler.Default);
-        };
-
-        await supervisor.ReloadAsync().WaitAsync(TestCluster.Timeout);
-
-        Assert.Empty(before.Intersect(supervisor.Workers));
-        Assert.Equal(2, forked.Count);
-        var gap = Stopwatch.GetElapsedTime(ready.First(), forked.Last());
-        Assert.True(gap >= slowStart - TimeSpan.FromMilliseconds(50), $"the second replacement was forked {gap.TotalMilliseconds:0} ms after the first was ready");
-    }
-
     [Fact]
     public async Task A_hung_worker_is_killed_and_replaced()
     {

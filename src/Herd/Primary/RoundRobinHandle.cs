@@ -501,8 +501,7 @@ internal sealed class RoundRobinHandle : ServerHandle
     // owed at most MaxOwed connections: one that was stuck is not flooded when it recovers, and after a burst one worker
     // was too busy for (a flood of idle connections), the next clients meet both workers at once rather than up to two
     // windows' worth in a row on one. Least busy makes the same choice among the members whose load is least: equally
-    // busy workers share evenly, and one passed over while it looked busier catches up once it no longer does. A worker
-    // in its slow start moves on by more than one connection a turn (Member.Stride), so it takes a smaller share.
+    // busy workers share evenly, and one passed over while it looked busier catches up once it no longer does.
     private Member? NextMember()
     {
         Member? best = null;
@@ -517,7 +516,7 @@ internal sealed class RoundRobinHandle : ServerHandle
             if (best is null || load < leastLoad || (load == leastLoad && member.Dispatched < best.Dispatched)) (best, leastLoad) = (member, load);
         }
         if (best is null) return null;
-        best.Dispatched = Math.Max(best.Dispatched, most - MaxOwed) + best.Stride();
+        best.Dispatched = Math.Max(best.Dispatched, most - MaxOwed) + 1;
         _next = (_members.IndexOf(best) + 1) % _members.Count;
         return best;
     }
@@ -567,7 +566,6 @@ internal sealed class RoundRobinHandle : ServerHandle
                 // Level with the least-served ready worker, as a newcomer is: not owed what went by while it was not ready.
                 var ready = _members.Where(m => m != member && m.Worker.Ready.IsCompleted).ToList();
                 if (ready.Count > 0) member.Dispatched = Math.Max(member.Dispatched, ready.Min(m => m.Dispatched));
-                member.StartSlowly(worker.SlowStart);
                 Pump();
             }
             if (_awaited.Remove(worker.Slot)) CloseIfUnused();
@@ -618,27 +616,6 @@ internal sealed class RoundRobinHandle : ServerHandle
         public long Dispatched { get; set; }
         public Queue<Pending> Parked { get; } = new();
         public List<Pending> Batch { get; } = [];
-        private long _slowFrom, _slowTicks; // a slow start's beginning and length (Stopwatch), or 0
-
-        public void StartSlowly(TimeSpan slowStart)
-        {
-            _slowTicks = (long)(slowStart.TotalSeconds * Stopwatch.Frequency);
-            _slowFrom = _slowTicks > 0 ? Stopwatch.GetTimestamp() : 0;
-        }
-
-        // How far a turn moves this member on, in connections: 1 at a full share; in a slow start, 10 (a tenth of a
-        // share) at first, falling as its share rises evenly to a full one.
-        public int Stride()
-        {
-            if (_slowFrom == 0) return 1;
-            double share = (double)(Stopwatch.GetTimestamp() - _slowFrom) / _slowTicks;
-            if (share >= 1)
-            {
-                _slowFrom = 0;
-                return 1;
-            }
-            return (int)Math.Round(1 / Math.Max(share, 0.1));
-        }
     }
 
     /// <summary>A connection on its way, with the worker it belongs to (by its token) or the hash of its source address, if known.</summary>
