@@ -23,10 +23,12 @@ public sealed class LeastBusyTests
             }
             await TestCluster.UntilAsync(() => holding.Busy == Held, $"the primary to see the {Held} connections as busy units");
             var (idle, _) = await cluster.ForkListeningAsync();
+            await idle.Ready.WaitAsync(TestCluster.Timeout);
 
-            // One at a time, so the idle worker is never more than a few connections busy: each goes to it.
+            // One at a time, each once the idle worker has closed the last one (a starved worker may lag): each goes to it.
             for (int i = 0; i < 40; i++)
             {
+                await TestCluster.UntilAsync(() => idle.Busy == 0, "the idle worker to close its last connection");
                 int pid = await Client.PidOfAsync(address.EndPoint);
                 Assert.True(pid == idle.Process.Id, $"connection {i} went to the busy worker ({holding.Busy} busy units, the other {idle.Busy})");
             }
