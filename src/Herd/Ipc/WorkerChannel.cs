@@ -19,9 +19,11 @@ internal sealed class WorkerChannel : IDisposable
     /// <summary>Largest frame a peer may send; beyond it the peer is cut off, not buffered.</summary>
     internal const int MaxFrame = 16 * 1024 * 1024;
 
-    private const byte More = 0x80;
     /// <summary>Most fds one frame may carry.</summary>
     internal const int MaxFdsPerFrame = 16;
+
+    // Set on the kind byte of every record of a frame but its last.
+    private const byte More = 0x80;
 
     private readonly SafeFdHandle _handle;
     private readonly int _fd;
